@@ -1,0 +1,98 @@
+//! The API: the actix-web route table, thin handlers, and the gRPC services. Handlers decode
+//! the request, call one service, and map the result; nothing else lives here.
+//! May depend on `ingest`, `index`, `correlate`, `model`, `config`, `error` and `telemetry`.
+
+pub mod errors;
+pub mod grpc;
+mod ops;
+mod otlp_http;
+mod query;
+pub mod tenant;
+
+use crate::config::Config;
+use crate::index::Store;
+use crate::ingest::IngestService;
+use actix_web::dev::Service;
+use actix_web::web;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct AppState {
+    pub config: Config,
+    pub ingest: Arc<IngestService>,
+    pub store: Arc<Store>,
+}
+
+/// Which routes a listener serves: with a separate query listener the ingest listener keeps
+/// only ingest and health routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routes {
+    All,
+    Ingest,
+    Query,
+}
+
+/// The route table. Tests call it to build an `App` without a socket.
+pub fn configure(cfg: &mut web::ServiceConfig, routes: Routes) {
+    cfg.route("/healthz", web::get().to(ops::healthz))
+        .route("/readyz", web::get().to(ops::readyz))
+        .route("/metrics", web::get().to(ops::metrics));
+    if routes != Routes::Query {
+        cfg.service(web::resource("/v1/traces").route(web::post().to(otlp_http::traces)))
+            .service(web::resource("/v1/logs").route(web::post().to(otlp_http::logs)))
+            .service(web::resource("/v1/metrics").route(web::post().to(otlp_http::metrics)));
+    }
+    let logs = web::resource("/api/v1/logs");
+    let logs = match routes {
+        Routes::All => logs
+            .route(web::post().to(otlp_http::json_lines))
+            .route(web::get().to(query::search_logs)),
+        Routes::Ingest => logs.route(web::post().to(otlp_http::json_lines)),
+        Routes::Query => logs.route(web::get().to(query::search_logs)),
+    };
+    cfg.service(logs);
+    if routes != Routes::Ingest {
+        cfg.route("/api/v1/traces/{trace_id}", web::get().to(query::trace));
+    }
+}
+
+/// Builds the app for one listener, with request latency recorded per route pattern.
+pub fn app(
+    state: web::Data<AppState>,
+    routes: Routes,
+) -> actix_web::App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let timing = state.clone();
+    actix_web::App::new()
+        .app_data(state)
+        .wrap_fn(move |req, srv| {
+            let started = Instant::now();
+            let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+            let telemetry = timing.clone();
+            let fut = srv.call(req);
+            async move {
+                let res = fut.await?;
+                let class = match res.status().as_u16() {
+                    200..=299 => "2xx",
+                    400..=499 => "4xx",
+                    500..=599 => "5xx",
+                    _ => "other",
+                };
+                telemetry
+                    .ingest
+                    .telemetry()
+                    .http_request_seconds
+                    .with_label_values(&[&route, class])
+                    .observe(started.elapsed().as_secs_f64());
+                Ok(res)
+            }
+        })
+        .configure(|cfg| configure(cfg, routes))
+}

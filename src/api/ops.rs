@@ -1,0 +1,29 @@
+//! Operational endpoints: health, readiness and weft's own metrics. None of them shows any
+//! tenant's data.
+
+use super::AppState;
+use actix_web::{web, HttpResponse};
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok\n")
+}
+
+/// 503 until the WAL replay has finished and writes are accepted.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.ingest.is_ready() {
+        HttpResponse::Ok()
+            .content_type("text/plain")
+            .body("ready\n")
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "1"))
+            .content_type("text/plain")
+            .body("replaying write-ahead log\n")
+    }
+}
+
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.ingest.telemetry().render())
+}

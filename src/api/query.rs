@@ -1,0 +1,344 @@
+//! Read endpoints: a trace with its logs and exemplars, and log search. Searches run on the
+//! blocking pool; handlers only parse parameters and shape JSON.
+
+use super::errors::{json_error, json_service_error};
+use super::{tenant, AppState};
+use crate::error::ErrorCode;
+use crate::index::LogQuery;
+use crate::ingest::jsonlines::severity_number;
+use crate::model::{attrs_to_json, LogRecord, MetricPoint, MetricValue, Span, TraceId, TraceLink};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 10_000;
+
+fn ns_json(ns: u64) -> Value {
+    // Nanoseconds as a string, as OTLP/JSON does: JavaScript numbers lose precision past 2^53.
+    Value::String(ns.to_string())
+}
+
+fn rfc3339(ns: u64) -> String {
+    chrono::DateTime::from_timestamp_nanos(i64::try_from(ns).unwrap_or(i64::MAX))
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+pub fn link_json(link: &Option<TraceLink>) -> Value {
+    match link {
+        None => Value::Null,
+        Some(l) => json!({
+            "method": l.method.as_str(),
+            "field": l.field,
+            "pattern": l.pattern,
+        }),
+    }
+}
+
+pub fn span_json(s: &Span) -> Value {
+    json!({
+        "trace_id": s.trace_id.to_hex(),
+        "span_id": s.span_id.to_hex(),
+        "parent_span_id": s.parent_span_id.map(|p| p.to_hex()),
+        "name": s.name,
+        "kind": s.kind,
+        "service": s.service,
+        "start_time_unix_nano": ns_json(s.start_ns),
+        "end_time_unix_nano": ns_json(s.end_ns),
+        "start_time": rfc3339(s.start_ns),
+        "duration_ns": s.duration_ns(),
+        "status": {"code": s.status_code, "message": s.status_message},
+        "trace_state": s.trace_state,
+        "attributes": attrs_to_json(&s.attributes),
+        "resource": attrs_to_json(&s.resource),
+        "scope": {"name": s.scope.name, "version": s.scope.version},
+        "events": s.events.iter().map(|e| json!({
+            "time_unix_nano": ns_json(e.time_ns),
+            "name": e.name,
+            "attributes": attrs_to_json(&e.attributes),
+        })).collect::<Vec<_>>(),
+        "links": s.links.iter().map(|l| json!({
+            "trace_id": l.trace_id.to_hex(),
+            "span_id": l.span_id.to_hex(),
+            "attributes": attrs_to_json(&l.attributes),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub fn log_json(l: &LogRecord) -> Value {
+    json!({
+        "time_unix_nano": ns_json(l.time_ns),
+        "observed_time_unix_nano": ns_json(l.observed_ns),
+        "time": rfc3339(l.effective_time_ns()),
+        "severity_number": l.severity_number,
+        "severity_text": l.severity_text,
+        "body": l.body.to_json(),
+        "event_name": l.event_name,
+        "service": l.service,
+        "attributes": attrs_to_json(&l.attributes),
+        "resource": attrs_to_json(&l.resource),
+        "scope": {"name": l.scope.name, "version": l.scope.version},
+        "trace_id": l.trace_id.map(|t| t.to_hex()),
+        "span_id": l.span_id.map(|s| s.to_hex()),
+        "link": link_json(&l.link),
+    })
+}
+
+fn value_json(v: &MetricValue) -> Value {
+    match v {
+        MetricValue::Gauge(x) => json!({"value": x}),
+        MetricValue::Sum {
+            value,
+            monotonic,
+            temporality,
+        } => {
+            json!({"value": value, "monotonic": monotonic, "temporality": format!("{temporality:?}").to_lowercase()})
+        }
+        MetricValue::Histogram {
+            count,
+            sum,
+            min,
+            max,
+            bounds,
+            bucket_counts,
+            temporality,
+        } => json!({
+            "count": count, "sum": sum, "min": min, "max": max,
+            "explicit_bounds": bounds, "bucket_counts": bucket_counts,
+            "temporality": format!("{temporality:?}").to_lowercase(),
+        }),
+        MetricValue::ExponentialHistogram {
+            count,
+            sum,
+            scale,
+            zero_count,
+            positive_offset,
+            positive,
+            negative_offset,
+            negative,
+            temporality,
+        } => json!({
+            "count": count, "sum": sum, "scale": scale, "zero_count": zero_count,
+            "positive": {"offset": positive_offset, "bucket_counts": positive},
+            "negative": {"offset": negative_offset, "bucket_counts": negative},
+            "temporality": format!("{temporality:?}").to_lowercase(),
+        }),
+        MetricValue::Summary {
+            count,
+            sum,
+            quantiles,
+        } => json!({
+            "count": count, "sum": sum,
+            "quantiles": quantiles.iter().map(|(q, v)| json!({"quantile": q, "value": v})).collect::<Vec<_>>(),
+        }),
+    }
+}
+
+/// A metric point seen from one trace: the series and the exemplars that name the trace.
+fn exemplar_point_json(m: &MetricPoint, trace_id: TraceId) -> Value {
+    json!({
+        "metric": m.name,
+        "kind": m.value.kind(),
+        "unit": m.unit,
+        "service": m.service,
+        "labels": attrs_to_json(&m.attributes),
+        "time_unix_nano": ns_json(m.time_ns),
+        "time": rfc3339(m.time_ns),
+        "point": value_json(&m.value),
+        "exemplars": m.exemplars.iter().filter(|e| e.trace_id == Some(trace_id)).map(|e| json!({
+            "trace_id": e.trace_id.map(|t| t.to_hex()),
+            "span_id": e.span_id.map(|s| s.to_hex()),
+            "value": e.value,
+            "time_unix_nano": ns_json(e.time_ns),
+            "attributes": attrs_to_json(&e.attributes),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `GET /api/v1/traces/{trace_id}`
+pub async fn trace(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let tenant = match tenant::from_http(&req) {
+        Ok(t) => t,
+        Err(e) => return json_service_error(&e),
+    };
+    let trace_id = match TraceId::from_hex(&path) {
+        Ok(t) => t,
+        Err(e) => return json_error(ErrorCode::InvalidArgument, &format!("trace_id: {e}")),
+    };
+    let store = state.store.clone();
+    let found = web::block(move || store.trace(&tenant, trace_id)).await;
+    let records = match found {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return json_service_error(&e),
+        Err(e) => return json_error(ErrorCode::Internal, &e.to_string()),
+    };
+    if records.spans.is_empty() && records.logs.is_empty() && records.metrics.is_empty() {
+        return json_error(
+            ErrorCode::NotFound,
+            &format!("no spans, logs or exemplars for trace {trace_id}"),
+        );
+    }
+    HttpResponse::Ok().json(json!({
+        "trace_id": trace_id.to_hex(),
+        "spans": records.spans.iter().map(span_json).collect::<Vec<_>>(),
+        "logs": records.logs.iter().map(log_json).collect::<Vec<_>>(),
+        "exemplars": records.metrics.iter().map(|m| exemplar_point_json(m, trace_id)).collect::<Vec<_>>(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogParams {
+    q: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+    service: Option<String>,
+    severity: Option<String>,
+    limit: Option<usize>,
+}
+
+/// A time parameter: RFC 3339, a Unix epoch number (any unit, by magnitude), `now`, or
+/// `now-<n><s|m|h|d>`.
+pub fn parse_time_param(name: &str, v: &str, now_ns: u64) -> Result<u64, String> {
+    let v = v.trim();
+    if let Some(rest) = v.strip_prefix("now") {
+        if rest.is_empty() {
+            return Ok(now_ns);
+        }
+        let ago = rest
+            .strip_prefix('-')
+            .and_then(|d| {
+                let unit = d.chars().last()?;
+                let n: u64 = d[..d.len() - 1].parse().ok()?;
+                let secs = match unit {
+                    's' => 1,
+                    'm' => 60,
+                    'h' => 3600,
+                    'd' => 86_400,
+                    _ => return None,
+                };
+                n.checked_mul(secs)?.checked_mul(1_000_000_000)
+            })
+            .ok_or_else(|| format!("{name}: {v:?} is not like now-15m"))?;
+        return Ok(now_ns.saturating_sub(ago));
+    }
+    crate::ingest::jsonlines::parse_time(&Value::String(v.to_string())).ok_or_else(|| {
+        format!("{name}: {v:?} is neither RFC 3339, a Unix epoch number nor now-<duration>")
+    })
+}
+
+fn log_query(p: LogParams) -> Result<LogQuery, String> {
+    let now = crate::now_ns();
+    let start_ns = p
+        .start
+        .map(|s| parse_time_param("start", &s, now))
+        .transpose()?;
+    let end_ns = p
+        .end
+        .map(|s| parse_time_param("end", &s, now))
+        .transpose()?;
+    if let (Some(s), Some(e)) = (start_ns, end_ns) {
+        if s > e {
+            return Err("start is after end".into());
+        }
+    }
+    let min_severity = match p.severity.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(s) => Some(match s.parse::<u64>() {
+            Ok(n) if (1..=24).contains(&n) => n,
+            _ => match severity_number(s) {
+                0 => {
+                    return Err(format!(
+                        "severity: {s:?} is not trace, debug, info, warn, error, fatal or 1-24"
+                    ))
+                }
+                n => n as u64,
+            },
+        }),
+    };
+    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(format!("limit must be 1 to {MAX_LIMIT}, got {limit}"));
+    }
+    Ok(LogQuery {
+        q: p.q.unwrap_or_default(),
+        start_ns,
+        end_ns,
+        service: p.service.filter(|s| !s.is_empty()),
+        min_severity,
+        limit,
+    })
+}
+
+/// `GET /api/v1/logs?q=&start=&end=&service=&severity=&limit=`: newest first. `severity` is a
+/// minimum: `warn` returns warnings, errors and fatals.
+pub async fn search_logs(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let tenant = match tenant::from_http(&req) {
+        Ok(t) => t,
+        Err(e) => return json_service_error(&e),
+    };
+    let params = match web::Query::<LogParams>::from_query(req.query_string()) {
+        Ok(p) => p.into_inner(),
+        Err(e) => return json_error(ErrorCode::InvalidArgument, &e.to_string()),
+    };
+    let query = match log_query(params) {
+        Ok(q) => q,
+        Err(e) => return json_error(ErrorCode::InvalidArgument, &e),
+    };
+    let store = state.store.clone();
+    match web::block(move || store.search_logs(&tenant, &query)).await {
+        Ok(Ok(logs)) => HttpResponse::Ok().json(json!({
+            "count": logs.len(),
+            "logs": logs.iter().map(log_json).collect::<Vec<_>>(),
+        })),
+        Ok(Err(e)) => json_service_error(&e),
+        Err(e) => json_error(ErrorCode::Internal, &e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_params() {
+        let now = 10_000 * 1_000_000_000;
+        assert_eq!(parse_time_param("start", "now", now).unwrap(), now);
+        assert_eq!(
+            parse_time_param("start", "now-15m", now).unwrap(),
+            now - 900 * 1_000_000_000
+        );
+        assert_eq!(
+            parse_time_param("start", "2026-11-26T10:00:00Z", now).unwrap(),
+            1_795_687_200_000_000_000
+        );
+        assert_eq!(
+            parse_time_param("start", "1700000000", now).unwrap(),
+            1_700_000_000_000_000_000
+        );
+        let err = parse_time_param("end", "tomorrow", now).unwrap_err();
+        assert!(err.starts_with("end:"), "{err}");
+        assert!(parse_time_param("start", "now-3y", now).is_err());
+    }
+
+    #[test]
+    fn log_params_are_checked() {
+        let p = |q: &str| web::Query::<LogParams>::from_query(q).map(|p| log_query(p.into_inner()));
+        let q = p("severity=warn&limit=5").unwrap().unwrap();
+        assert_eq!((q.min_severity, q.limit), (Some(13), 5));
+        assert!(p("severity=loud")
+            .unwrap()
+            .unwrap_err()
+            .contains("severity"));
+        assert!(p("limit=0").unwrap().unwrap_err().contains("limit"));
+        assert!(p("start=now&end=now-1h")
+            .unwrap()
+            .unwrap_err()
+            .contains("after"));
+        assert!(p("colour=red").is_err());
+    }
+}

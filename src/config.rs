@@ -1,0 +1,456 @@
+//! Typed settings. Precedence: built-in defaults < the TOML file < `WEFT_*` environment
+//! variables. The environment is passed in as a map so tests never touch the process
+//! environment. Every scalar setting has a variable: a top-level key `k` is `WEFT_K`, a key `k`
+//! in section `s` is `WEFT_S_K` (so `WEFT_DATA_DIR`, `WEFT_HTTP_LISTEN`, `WEFT_GRPC_LISTEN`).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config: {0}")]
+    Parse(String),
+    #[error("invalid environment variable {name}={value:?}: expected {expected}")]
+    Env {
+        name: String,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("invalid setting {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub http: HttpConfig,
+    pub grpc: GrpcConfig,
+    pub wal: WalConfig,
+    pub index: IndexConfig,
+    pub extract: ExtractConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            http: HttpConfig::default(),
+            grpc: GrpcConfig::default(),
+            wal: WalConfig::default(),
+            index: IndexConfig::default(),
+            extract: ExtractConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: String,
+    /// Empty: queries and UI share `listen`.
+    pub query_listen: String,
+    pub max_body_bytes: usize,
+    pub workers: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:4318".into(),
+            query_listen: String::new(),
+            max_body_bytes: 16 * 1024 * 1024,
+            workers: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcConfig {
+    pub listen: String,
+    pub max_message_bytes: usize,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:4317".into(),
+            max_message_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// fsync before acknowledging; concurrent requests share one fsync (group commit).
+    Always,
+    /// acknowledge after write(2); fsync every `fsync_interval_ms`.
+    Interval,
+    /// leave flushing to the operating system.
+    Never,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WalConfig {
+    pub fsync: FsyncPolicy,
+    pub fsync_interval_ms: u64,
+    pub segment_bytes: u64,
+    pub queue_requests: usize,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        Self {
+            fsync: FsyncPolicy::Always,
+            fsync_interval_ms: 200,
+            segment_bytes: 128 * 1024 * 1024,
+            queue_requests: 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexConfig {
+    pub commit_interval_ms: u64,
+    pub partition_secs: u64,
+    pub writer_memory_mb: usize,
+    pub writer_threads: usize,
+    pub idle_writer_secs: u64,
+    pub queue_batches: usize,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        Self {
+            commit_interval_ms: 1000,
+            partition_secs: 3600,
+            writer_memory_mb: 128,
+            writer_threads: 1,
+            idle_writer_secs: 300,
+            queue_batches: 4096,
+        }
+    }
+}
+
+/// How the captured groups of a pattern become a trace ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdFormat {
+    /// Group `trace` (followed by group `trace2`, if present) is hex, 16 or 32 digits.
+    Hex,
+    /// Group `trace` is an unsigned 64-bit decimal (Datadog).
+    Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracePattern {
+    pub name: String,
+    pub regex: String,
+    pub format: IdFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExtractConfig {
+    /// Tried in order; the first that yields a valid ID wins.
+    pub patterns: Vec<TracePattern>,
+}
+
+fn pattern(name: &str, regex: &str, format: IdFormat) -> TracePattern {
+    TracePattern {
+        name: name.into(),
+        regex: regex.into(),
+        format,
+    }
+}
+
+impl Default for ExtractConfig {
+    fn default() -> Self {
+        use IdFormat::*;
+        Self {
+            patterns: vec![
+                pattern(
+                    "w3c-traceparent",
+                    r"(?i)\b[0-9a-f]{2}-(?P<trace>[0-9a-f]{32})-(?P<span>[0-9a-f]{16})-[0-9a-f]{2}\b",
+                    Hex,
+                ),
+                pattern(
+                    "jaeger-uber-trace-id",
+                    r"(?i)uber-trace-id\W{0,3}(?P<trace>[0-9a-f]{1,32}):(?P<span>[0-9a-f]{1,16}):[0-9a-f]{1,16}:[0-9a-f]{1,2}",
+                    Hex,
+                ),
+                pattern(
+                    "aws-xray",
+                    r"(?i)\bRoot=1-(?P<trace>[0-9a-f]{8})-(?P<trace2>[0-9a-f]{24})\b",
+                    Hex,
+                ),
+                pattern(
+                    "b3-single",
+                    r"(?i)\bb3\W{1,3}(?P<trace>[0-9a-f]{32}|[0-9a-f]{16})-(?P<span>[0-9a-f]{16})\b",
+                    Hex,
+                ),
+                pattern(
+                    "b3-trace-id",
+                    r"(?i)\bx-b3-traceid\W{1,3}(?P<trace>[0-9a-f]{32}|[0-9a-f]{16})\b",
+                    Hex,
+                ),
+                pattern(
+                    "datadog-trace-id",
+                    r"(?i)\b(?:dd\.trace_id|x-datadog-trace-id)\W{1,3}(?P<trace>[0-9]{1,20})\b",
+                    Decimal,
+                ),
+                pattern(
+                    "trace-id-field",
+                    r"(?i)\btrace[._-]?id\W{1,3}(?P<trace>[0-9a-f]{32}|[0-9a-f]{16})\b",
+                    Hex,
+                ),
+            ],
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then the environment map; validated once.
+    pub fn load(path: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let mut merged = toml::Value::try_from(Config::default())
+            .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let file: toml::Value = toml::from_str(&text)
+                .map_err(|e| ConfigError::Parse(format!("{}: {e}", path.display())))?;
+            merge(&mut merged, file);
+        }
+        apply_env(&mut merged, env)?;
+        let config: Config = merged
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let addr = |field: &'static str, v: &str| {
+            v.parse::<SocketAddr>()
+                .map(|_| ())
+                .map_err(|e| ConfigError::Invalid {
+                    field,
+                    reason: format!("{v:?} is not an address like 127.0.0.1:4318 ({e})"),
+                })
+        };
+        addr("http.listen", &self.http.listen)?;
+        addr("grpc.listen", &self.grpc.listen)?;
+        if !self.http.query_listen.is_empty() {
+            addr("http.query_listen", &self.http.query_listen)?;
+        }
+        let positive = |field: &'static str, v: u64| {
+            if v == 0 {
+                Err(ConfigError::Invalid {
+                    field,
+                    reason: "must be greater than 0".into(),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        positive("http.max_body_bytes", self.http.max_body_bytes as u64)?;
+        positive("grpc.max_message_bytes", self.grpc.max_message_bytes as u64)?;
+        positive("wal.fsync_interval_ms", self.wal.fsync_interval_ms)?;
+        positive("wal.queue_requests", self.wal.queue_requests as u64)?;
+        positive("index.commit_interval_ms", self.index.commit_interval_ms)?;
+        positive("index.partition_secs", self.index.partition_secs)?;
+        positive("index.writer_threads", self.index.writer_threads as u64)?;
+        positive("index.queue_batches", self.index.queue_batches as u64)?;
+        if self.wal.segment_bytes < 1024 * 1024 {
+            return Err(ConfigError::Invalid {
+                field: "wal.segment_bytes",
+                reason: format!("must be at least 1048576, got {}", self.wal.segment_bytes),
+            });
+        }
+        // tantivy needs at least 15 MB per indexing thread.
+        if self.index.writer_memory_mb < 15 * self.index.writer_threads {
+            return Err(ConfigError::Invalid {
+                field: "index.writer_memory_mb",
+                reason: format!(
+                    "must be at least 15 per writer thread ({} threads), got {}",
+                    self.index.writer_threads, self.index.writer_memory_mb
+                ),
+            });
+        }
+        for p in &self.extract.patterns {
+            let re = regex::Regex::new(&p.regex).map_err(|e| ConfigError::Invalid {
+                field: "extract.patterns",
+                reason: format!("pattern {:?}: {e}", p.name),
+            })?;
+            if !re.capture_names().any(|n| n == Some("trace")) {
+                return Err(ConfigError::Invalid {
+                    field: "extract.patterns",
+                    reason: format!("pattern {:?} has no capture group named `trace`", p.name),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) if slot.is_table() && v.is_table() => merge(slot, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// Overrides scalar settings from `WEFT_*` variables, parsed as the type the default has.
+/// A `WEFT_*` variable that names no setting is ignored (WEFT_LOG, for one, is not a setting).
+fn apply_env(merged: &mut toml::Value, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    let toml::Value::Table(root) = merged else {
+        return Ok(());
+    };
+    let mut slots: Vec<(String, &mut toml::Value)> = Vec::new();
+    for (key, value) in root.iter_mut() {
+        match value {
+            toml::Value::Table(section) => {
+                for (k, v) in section.iter_mut() {
+                    slots.push((format!("WEFT_{key}_{k}").to_uppercase(), v));
+                }
+            }
+            v => slots.push((format!("WEFT_{key}").to_uppercase(), v)),
+        }
+    }
+    for (name, slot) in slots {
+        let Some(raw) = env.get(&name) else { continue };
+        let bad = |expected| ConfigError::Env {
+            name: name.clone(),
+            value: raw.clone(),
+            expected,
+        };
+        *slot = match slot {
+            toml::Value::String(_) => toml::Value::String(raw.clone()),
+            toml::Value::Integer(_) => {
+                toml::Value::Integer(raw.trim().parse().map_err(|_| bad("an integer"))?)
+            }
+            toml::Value::Float(_) => {
+                toml::Value::Float(raw.trim().parse().map_err(|_| bad("a number"))?)
+            }
+            toml::Value::Boolean(_) => {
+                toml::Value::Boolean(raw.trim().parse().map_err(|_| bad("true or false"))?)
+            }
+            _ => continue,
+        };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn shipped_file_lists_every_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/weft.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let file: Config = toml::from_str(&text).unwrap();
+        assert_eq!(
+            file,
+            Config::default(),
+            "config/weft.toml drifted from the defaults"
+        );
+        // Every key of the defaults is spelled out in the file, not left implicit.
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        let written: toml::Value = toml::from_str(&text).unwrap();
+        for (section, v) in defaults.as_table().unwrap() {
+            let w = written
+                .get(section)
+                .unwrap_or_else(|| panic!("{section} missing"));
+            if let Some(t) = v.as_table() {
+                for key in t.keys() {
+                    assert!(
+                        w.get(key).is_some(),
+                        "{section}.{key} missing from the file"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn env_overrides_and_types() {
+        let c = Config::load(
+            None,
+            &env(&[
+                ("WEFT_DATA_DIR", "/tmp/x"),
+                ("WEFT_HTTP_LISTEN", "127.0.0.1:0"),
+                ("WEFT_GRPC_LISTEN", "127.0.0.1:0"),
+                ("WEFT_INDEX_COMMIT_INTERVAL_MS", "250"),
+                ("WEFT_WAL_FSYNC", "never"),
+                ("WEFT_LOG", "debug"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.http.listen, "127.0.0.1:0");
+        assert_eq!(c.index.commit_interval_ms, 250);
+        assert_eq!(c.wal.fsync, FsyncPolicy::Never);
+        let err = Config::load(None, &env(&[("WEFT_INDEX_COMMIT_INTERVAL_MS", "soon")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("WEFT_INDEX_COMMIT_INTERVAL_MS"), "{err}");
+    }
+
+    #[test]
+    fn unknown_settings_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("w.toml");
+        std::fs::write(&p, "[http]\nlisten = \"127.0.0.1:1\"\nlisten_port = 3\n").unwrap();
+        let err = Config::load(Some(&p), &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen_port"), "{err}");
+        std::fs::write(&p, "colour = 1\n").unwrap();
+        let err = Config::load(Some(&p), &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_are_rejected() {
+        let err = Config::load(None, &env(&[("WEFT_HTTP_LISTEN", "nowhere")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http.listen"), "{err}");
+        let mut c = Config::default();
+        c.extract.patterns[0].regex = "(?P<span>x)".into();
+        assert!(c.validate().unwrap_err().to_string().contains("trace"));
+    }
+}

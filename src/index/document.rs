@@ -1,0 +1,71 @@
+//! One record becomes one tantivy document.
+
+use super::schema::Fields;
+use crate::model::{AttrValue, KeyValue, Record, TenantId};
+use std::collections::BTreeMap;
+use tantivy::schema::OwnedValue;
+use tantivy::TantivyDocument;
+
+fn object(attrs: &[KeyValue]) -> BTreeMap<String, OwnedValue> {
+    attrs
+        .iter()
+        .filter(|kv| !matches!(kv.value, AttrValue::Empty | AttrValue::Bytes(_)))
+        .map(|kv| (kv.key.clone(), OwnedValue::from(kv.value.to_json())))
+        .collect()
+}
+
+fn clamp_i64(ns: u64) -> i64 {
+    i64::try_from(ns).unwrap_or(i64::MAX)
+}
+
+pub fn build(fields: &Fields, tenant: &TenantId, record: &Record) -> TantivyDocument {
+    let mut doc = TantivyDocument::new();
+    doc.add_text(fields.tenant, tenant.as_str());
+    doc.add_i64(fields.time, clamp_i64(record.time_ns()));
+    let (service, resource, attributes) = match record {
+        Record::Span(s) => {
+            doc.add_text(fields.trace_id, s.trace_id.to_hex());
+            doc.add_text(fields.name, &s.name);
+            doc.add_u64(fields.duration, s.duration_ns());
+            doc.add_u64(fields.status, s.status_code.max(0) as u64);
+            (&s.service, &s.resource, &s.attributes)
+        }
+        Record::Log(l) => {
+            if let Some(t) = l.trace_id {
+                doc.add_text(fields.trace_id, t.to_hex());
+            }
+            if let Some(link) = &l.link {
+                doc.add_text(fields.link, link.method.as_str());
+            }
+            if !l.event_name.is_empty() {
+                doc.add_text(fields.name, &l.event_name);
+            }
+            doc.add_u64(fields.severity, l.severity_number.max(0) as u64);
+            doc.add_text(fields.body, l.body.to_text());
+            (&l.service, &l.resource, &l.attributes)
+        }
+        Record::Metric(m) => {
+            let mut seen = Vec::new();
+            for t in m.exemplars.iter().filter_map(|e| e.trace_id) {
+                if !seen.contains(&t) {
+                    doc.add_text(fields.trace_id, t.to_hex());
+                    seen.push(t);
+                }
+            }
+            doc.add_text(fields.name, &m.name);
+            (&m.service, &m.resource, &m.attributes)
+        }
+    };
+    doc.add_text(fields.service, service);
+    let attrs = object(attributes);
+    if !attrs.is_empty() {
+        doc.add_object(fields.attrs, attrs);
+    }
+    let res = object(resource);
+    if !res.is_empty() {
+        doc.add_object(fields.resource, res);
+    }
+    let raw = postcard::to_allocvec(record).expect("model records always encode");
+    doc.add_bytes(fields.raw, &raw);
+    doc
+}

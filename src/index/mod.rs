@@ -1,0 +1,231 @@
+//! Indexes: one tantivy index per signal and time partition, the writer thread that fills them
+//! from the WAL's acknowledged batches, and the readers that answer queries.
+//! May depend on `model`, `wal`, `config`, `error` and `telemetry`.
+//!
+//! # Layout and recovery
+//!
+//! `<data_dir>/index/<signal>/<partition start, Unix seconds>/` is a tantivy index. Each commit
+//! of a partition carries, as its payload, the highest WAL sequence number whose records for
+//! that partition it contains. `<data_dir>/index/checkpoint` holds the sequence number up to
+//! which *every* partition has committed; the WAL may drop what lies below it. At start-up the
+//! WAL is replayed from the checkpoint, and a record is re-added to its partition only if its
+//! sequence number is above that partition's own payload: replay neither loses nor doubles.
+
+mod document;
+mod query;
+mod schema;
+mod writer;
+
+pub use query::{LogQuery, TraceRecords};
+pub use schema::Fields;
+pub use writer::{IndexMsg, Indexer};
+
+use crate::config::IndexConfig;
+use crate::error::{ErrorCode, ServiceError};
+use crate::model::Signal;
+use crate::telemetry::Telemetry;
+use parking_lot::RwLock;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tantivy::{Index, IndexReader, ReloadPolicy};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("index error: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    #[error("index i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("invalid query: {0}")]
+    Query(String),
+}
+
+impl ServiceError for IndexError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            IndexError::Query(_) => ErrorCode::InvalidArgument,
+            _ => ErrorCode::Internal,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartitionKey {
+    pub signal: Signal,
+    /// Start of the partition's time range, Unix seconds.
+    pub start_secs: u64,
+}
+
+pub struct Partition {
+    pub key: PartitionKey,
+    pub index: Index,
+    pub reader: IndexReader,
+    /// Covered time range `[start_ns, end_ns)`.
+    pub start_ns: u64,
+    pub end_ns: u64,
+}
+
+/// The set of partitions, shared by the writer thread and every query.
+pub struct Store {
+    root: PathBuf,
+    fields: Fields,
+    partition_secs: u64,
+    partitions: RwLock<BTreeMap<PartitionKey, Arc<Partition>>>,
+    telemetry: Arc<Telemetry>,
+}
+
+pub fn index_root(data_dir: &Path) -> PathBuf {
+    data_dir.join("index")
+}
+
+impl Store {
+    /// Opens every partition on disk.
+    pub fn open(
+        data_dir: &Path,
+        config: &IndexConfig,
+        telemetry: Arc<Telemetry>,
+    ) -> Result<Arc<Store>, IndexError> {
+        let root = index_root(data_dir);
+        std::fs::create_dir_all(&root)?;
+        let store = Store {
+            root,
+            fields: Fields::new(),
+            partition_secs: config.partition_secs,
+            partitions: RwLock::new(BTreeMap::new()),
+            telemetry,
+        };
+        for signal in Signal::ALL {
+            let dir = store.root.join(signal.as_str());
+            if !dir.exists() {
+                continue;
+            }
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                let Some(start_secs) = entry.file_name().to_str().and_then(|n| n.parse().ok())
+                else {
+                    continue;
+                };
+                // A partition created just before a crash may have no meta.json yet: it holds
+                // nothing committed, so the replay recreates it.
+                if !entry.path().join("meta.json").exists() {
+                    std::fs::remove_dir_all(entry.path())?;
+                    continue;
+                }
+                store.open_partition(PartitionKey { signal, start_secs })?;
+            }
+        }
+        store.update_document_gauges();
+        Ok(Arc::new(store))
+    }
+
+    pub fn fields(&self) -> &Fields {
+        &self.fields
+    }
+
+    pub fn key_for(&self, signal: Signal, time_ns: u64) -> PartitionKey {
+        let secs = time_ns / 1_000_000_000;
+        PartitionKey {
+            signal,
+            start_secs: secs - secs % self.partition_secs,
+        }
+    }
+
+    fn dir_of(&self, key: PartitionKey) -> PathBuf {
+        self.root
+            .join(key.signal.as_str())
+            .join(key.start_secs.to_string())
+    }
+
+    fn open_partition(&self, key: PartitionKey) -> Result<Arc<Partition>, IndexError> {
+        let dir = self.dir_of(key);
+        let index = if dir.join("meta.json").exists() {
+            Index::open_in_dir(&dir)?
+        } else {
+            std::fs::create_dir_all(&dir)?;
+            Index::create_in_dir(&dir, self.fields.schema.clone())?
+        };
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let start_ns = key.start_secs.saturating_mul(1_000_000_000);
+        let partition = Arc::new(Partition {
+            key,
+            index,
+            reader,
+            start_ns,
+            end_ns: start_ns.saturating_add(self.partition_secs * 1_000_000_000),
+        });
+        self.partitions.write().insert(key, partition.clone());
+        Ok(partition)
+    }
+
+    /// The partition for `key`, created empty if it does not exist yet.
+    pub(crate) fn get_or_create(&self, key: PartitionKey) -> Result<Arc<Partition>, IndexError> {
+        if let Some(p) = self.partitions.read().get(&key) {
+            return Ok(p.clone());
+        }
+        self.open_partition(key)
+    }
+
+    /// A signal's partitions overlapping `[start_ns, end_ns]`, newest first.
+    pub fn partitions(&self, signal: Signal, start_ns: u64, end_ns: u64) -> Vec<Arc<Partition>> {
+        let map = self.partitions.read();
+        map.range(
+            PartitionKey {
+                signal,
+                start_secs: 0,
+            }..=PartitionKey {
+                signal,
+                start_secs: u64::MAX,
+            },
+        )
+        .rev()
+        .map(|(_, p)| p)
+        .filter(|p| p.start_ns <= end_ns && p.end_ns > start_ns)
+        .cloned()
+        .collect()
+    }
+
+    pub(crate) fn update_document_gauges(&self) {
+        let map = self.partitions.read();
+        for signal in Signal::ALL {
+            let docs: u64 = map
+                .values()
+                .filter(|p| p.key.signal == signal)
+                .map(|p| p.reader.searcher().num_docs())
+                .sum();
+            self.telemetry
+                .index_documents
+                .with_label_values(&[signal.as_str()])
+                .set(docs as i64);
+        }
+    }
+}
+
+const CHECKPOINT_FILE: &str = "checkpoint";
+
+/// The WAL sequence number that every partition has committed (0 when none).
+pub fn read_checkpoint(data_dir: &Path) -> std::io::Result<u64> {
+    match std::fs::read_to_string(index_root(data_dir).join(CHECKPOINT_FILE)) {
+        Ok(s) => s.trim().parse().map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("index checkpoint {s:?} is not a number: {e}"),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Replaces the checkpoint atomically: write a temporary file, fsync it, rename, fsync the dir.
+fn write_checkpoint(root: &Path, seq: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = root.join("checkpoint.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    writeln!(f, "{seq}")?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, root.join(CHECKPOINT_FILE))?;
+    std::fs::File::open(root)?.sync_all()
+}

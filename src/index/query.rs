@@ -1,0 +1,161 @@
+//! Reads: everything of one trace, and log search. Each runs over the partitions it needs,
+//! always filtered by tenant. Blocking: call from `spawn_blocking`.
+
+use super::{schema::TIME, IndexError, Partition, Store};
+use crate::model::{LogRecord, MetricPoint, Record, Signal, Span, TenantId, TraceId};
+use std::ops::Bound;
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::schema::{IndexRecordOption, Value};
+use tantivy::{Order, TantivyDocument, Term};
+
+/// The most records of one signal a trace lookup returns.
+pub const MAX_TRACE_RECORDS: usize = 10_000;
+
+#[derive(Debug, Default)]
+pub struct TraceRecords {
+    /// In start-time order.
+    pub spans: Vec<Span>,
+    /// In time order.
+    pub logs: Vec<LogRecord>,
+    /// Metric points with an exemplar naming the trace, in time order.
+    pub metrics: Vec<MetricPoint>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    /// tantivy query syntax over the body; `attrs.k:v`, `resource.k:v`, `service:x` work too.
+    pub q: String,
+    pub start_ns: Option<u64>,
+    pub end_ns: Option<u64>,
+    pub service: Option<String>,
+    pub min_severity: Option<u64>,
+    pub limit: usize,
+}
+
+impl Store {
+    fn term(&self, field: tantivy::schema::Field, value: &str) -> Box<dyn Query> {
+        Box::new(TermQuery::new(
+            Term::from_field_text(field, value),
+            IndexRecordOption::Basic,
+        ))
+    }
+
+    /// Documents of `partition` matching `query`, ordered by time.
+    fn fetch(
+        &self,
+        partition: &Partition,
+        query: &dyn Query,
+        limit: usize,
+        order: Order,
+    ) -> Result<Vec<Record>, IndexError> {
+        let searcher = partition.reader.searcher();
+        let hits = searcher.search(
+            query,
+            &TopDocs::with_limit(limit).order_by_fast_field::<i64>(TIME, order),
+        )?;
+        let mut out = Vec::with_capacity(hits.len());
+        for (_, addr) in hits {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            let Some(raw) = doc.get_first(self.fields.raw).and_then(|v| v.as_bytes()) else {
+                continue;
+            };
+            match postcard::from_bytes::<Record>(raw) {
+                Ok(r) => out.push(r),
+                Err(e) => tracing::error!(error = %e, "stored record does not decode"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every span, log and exemplar-carrying metric point of a trace, over all retained time.
+    pub fn trace(&self, tenant: &TenantId, trace_id: TraceId) -> Result<TraceRecords, IndexError> {
+        let hex = trace_id.to_hex();
+        let mut out = TraceRecords::default();
+        for signal in Signal::ALL {
+            let query = BooleanQuery::new(vec![
+                (Occur::Must, self.term(self.fields.tenant, tenant.as_str())),
+                (Occur::Must, self.term(self.fields.trace_id, &hex)),
+            ]);
+            let mut records = Vec::new();
+            for p in self.partitions(signal, 0, u64::MAX) {
+                let left = MAX_TRACE_RECORDS - records.len().min(MAX_TRACE_RECORDS);
+                if left == 0 {
+                    break;
+                }
+                records.extend(self.fetch(&p, &query, left, Order::Asc)?);
+            }
+            for r in records {
+                match r {
+                    Record::Span(s) => out.spans.push(s),
+                    Record::Log(l) => out.logs.push(l),
+                    Record::Metric(m) => out.metrics.push(m),
+                }
+            }
+        }
+        out.spans.sort_by_key(|s| (s.start_ns, s.span_id));
+        out.logs.sort_by_key(|l| l.effective_time_ns());
+        out.metrics.sort_by_key(|m| m.time_ns);
+        Ok(out)
+    }
+
+    /// Logs matching `q`, newest first.
+    pub fn search_logs(
+        &self,
+        tenant: &TenantId,
+        q: &LogQuery,
+    ) -> Result<Vec<LogRecord>, IndexError> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> =
+            vec![(Occur::Must, self.term(self.fields.tenant, tenant.as_str()))];
+        if !q.q.trim().is_empty() {
+            let mut parser = QueryParser::new(
+                self.fields.schema.clone(),
+                vec![self.fields.body],
+                tantivy::tokenizer::TokenizerManager::default(),
+            );
+            parser.set_conjunction_by_default();
+            let parsed = parser
+                .parse_query(&q.q)
+                .map_err(|e| IndexError::Query(format!("q: {e}")))?;
+            clauses.push((Occur::Must, parsed));
+        }
+        let start = q.start_ns.unwrap_or(0);
+        let end = q.end_ns.unwrap_or(u64::MAX);
+        if q.start_ns.is_some() || q.end_ns.is_some() {
+            let clamp = |ns: u64| i64::try_from(ns).unwrap_or(i64::MAX);
+            clauses.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    Bound::Included(Term::from_field_i64(self.fields.time, clamp(start))),
+                    Bound::Included(Term::from_field_i64(self.fields.time, clamp(end))),
+                )),
+            ));
+        }
+        if let Some(service) = &q.service {
+            clauses.push((Occur::Must, self.term(self.fields.service, service)));
+        }
+        if let Some(min) = q.min_severity {
+            clauses.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    Bound::Included(Term::from_field_u64(self.fields.severity, min)),
+                    Bound::Unbounded,
+                )),
+            ));
+        }
+        let query = BooleanQuery::new(clauses);
+        let mut out = Vec::new();
+        // Partitions are disjoint in time and come newest first: stop once the page is full.
+        for p in self.partitions(Signal::Logs, start, end) {
+            if out.len() >= q.limit {
+                break;
+            }
+            for r in self.fetch(&p, &query, q.limit - out.len(), Order::Desc)? {
+                if let Record::Log(l) = r {
+                    out.push(l);
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,257 @@
+//! The indexer thread: adds acknowledged batches to their partitions in WAL order, commits
+//! every `commit_interval_ms`, then advances the checkpoint and lets the WAL truncate.
+
+use super::{document, write_checkpoint, IndexError, Partition, PartitionKey, Store};
+use crate::config::IndexConfig;
+use crate::model::Batch;
+use crate::wal::Wal;
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use tantivy::IndexWriter;
+
+/// Open partition writers at most; each holds its own memory budget. Partitions past the
+/// newest few are rare (late data, replays), so the least recently used writer is closed.
+const MAX_OPEN_WRITERS: usize = 6;
+
+pub enum IndexMsg {
+    /// A durable WAL entry.
+    Entry(u64, Arc<Batch>),
+    /// Commit now; replies with the new checkpoint.
+    Flush(mpsc::Sender<Result<u64, String>>),
+}
+
+/// Handle to the indexer thread; it ends when every sender is dropped, after a last commit.
+#[derive(Clone)]
+pub struct Indexer {
+    tx: SyncSender<IndexMsg>,
+}
+
+struct OpenWriter {
+    partition: Arc<Partition>,
+    writer: IndexWriter,
+    /// The partition's commit payload: its records up to this sequence number are in.
+    committed_seq: u64,
+    dirty: bool,
+    last_used: Instant,
+}
+
+struct Worker {
+    store: Arc<Store>,
+    config: IndexConfig,
+    writers: HashMap<PartitionKey, OpenWriter>,
+    /// Highest sequence number received.
+    last_seq: u64,
+    checkpoint: u64,
+    /// Set when a record could not be added: the checkpoint then stays put so the WAL keeps
+    /// the record for the next start.
+    failed: bool,
+    wal: Arc<OnceLock<Wal>>,
+}
+
+impl Indexer {
+    /// Starts the thread. `wal` is filled in once the WAL writer runs, after the replay.
+    pub fn start(
+        store: Arc<Store>,
+        config: &IndexConfig,
+        checkpoint: u64,
+        wal: Arc<OnceLock<Wal>>,
+    ) -> std::io::Result<Indexer> {
+        let (tx, rx) = mpsc::sync_channel(config.queue_batches);
+        let mut worker = Worker {
+            store,
+            config: config.clone(),
+            writers: HashMap::new(),
+            last_seq: checkpoint,
+            checkpoint,
+            failed: false,
+            wal,
+        };
+        std::thread::Builder::new()
+            .name("weft-indexer".into())
+            .spawn(move || worker.run(rx))?;
+        Ok(Indexer { tx })
+    }
+
+    /// Queues an entry, waiting while the queue is full (back-pressure onto the WAL).
+    pub fn add(&self, seq: u64, batch: Arc<Batch>) {
+        // Only fails when the thread is gone, and then the WAL still holds the entry.
+        let _ = self.tx.send(IndexMsg::Entry(seq, batch));
+    }
+
+    /// Commits everything received so far and returns the checkpoint. Blocking.
+    pub fn flush(&self) -> Result<u64, String> {
+        let (reply, wait) = mpsc::channel();
+        self.tx
+            .send(IndexMsg::Flush(reply))
+            .map_err(|_| "indexer has stopped".to_string())?;
+        wait.recv().map_err(|_| "indexer has stopped".to_string())?
+    }
+}
+
+impl Worker {
+    fn run(&mut self, rx: mpsc::Receiver<IndexMsg>) {
+        let interval = Duration::from_millis(self.config.commit_interval_ms);
+        let mut next_commit = Instant::now() + interval;
+        loop {
+            let wait = next_commit.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(IndexMsg::Entry(seq, batch)) => self.add(seq, &batch),
+                Ok(IndexMsg::Flush(reply)) => {
+                    let _ = reply.send(self.commit().map_err(|e| e.to_string()));
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    if let Err(e) = self.commit() {
+                        tracing::error!(error = %e, "final index commit failed");
+                    }
+                    for (_, w) in self.writers.drain() {
+                        let _ = w.writer.wait_merging_threads();
+                    }
+                    return;
+                }
+            }
+            if Instant::now() >= next_commit {
+                if let Err(e) = self.commit() {
+                    tracing::error!(error = %e, "index commit failed; will retry");
+                }
+                self.close_idle_writers();
+                next_commit = Instant::now() + interval;
+            }
+        }
+    }
+
+    fn add(&mut self, seq: u64, batch: &Batch) {
+        let keys: HashSet<PartitionKey> = batch
+            .records
+            .iter()
+            .map(|r| self.store.key_for(r.signal(), r.time_ns()))
+            .collect();
+        self.make_room(&keys, seq);
+        let store = self.store.clone();
+        for record in &batch.records {
+            let key = self.store.key_for(record.signal(), record.time_ns());
+            let result = self.writer(key).and_then(|w| {
+                w.last_used = Instant::now();
+                if seq <= w.committed_seq {
+                    return Ok(()); // already in this partition's last commit (replay)
+                }
+                let doc = document::build(&store.fields, &batch.tenant, record);
+                w.writer.add_document(doc)?;
+                w.dirty = true;
+                Ok(())
+            });
+            if let Err(e) = result {
+                tracing::error!(seq, error = %e, "cannot index record; the WAL keeps it");
+                self.failed = true;
+            }
+        }
+        self.last_seq = seq;
+    }
+
+    fn writer(&mut self, key: PartitionKey) -> Result<&mut OpenWriter, IndexError> {
+        if !self.writers.contains_key(&key) {
+            let partition = self.store.get_or_create(key)?;
+            let committed_seq = partition
+                .index
+                .load_metas()?
+                .payload
+                .and_then(|p| p.trim().parse().ok())
+                .unwrap_or(0);
+            let writer = partition.index.writer_with_num_threads(
+                self.config.writer_threads,
+                self.config.writer_memory_mb * 1024 * 1024,
+            )?;
+            self.writers.insert(
+                key,
+                OpenWriter {
+                    partition,
+                    writer,
+                    committed_seq,
+                    dirty: false,
+                    last_used: Instant::now(),
+                },
+            );
+        }
+        Ok(self.writers.get_mut(&key).expect("inserted above"))
+    }
+
+    /// Closes least recently used writers that the coming batch does not need. They hold only
+    /// records below `seq`, so committing them at `seq - 1` is exact.
+    fn make_room(&mut self, needed: &HashSet<PartitionKey>, seq: u64) {
+        let missing = needed
+            .iter()
+            .filter(|k| !self.writers.contains_key(k))
+            .count();
+        while self.writers.len() + missing > MAX_OPEN_WRITERS {
+            let victim = self
+                .writers
+                .iter()
+                .filter(|(k, _)| !needed.contains(k))
+                .min_by_key(|(_, w)| w.last_used)
+                .map(|(k, _)| *k);
+            let Some(victim) = victim else { return };
+            let mut w = self.writers.remove(&victim).expect("victim is open");
+            if w.dirty {
+                if let Err(e) = commit_writer(&mut w, seq - 1) {
+                    tracing::error!(error = %e, "cannot commit a partition being closed");
+                    self.failed = true;
+                }
+            }
+            let _ = w.writer.wait_merging_threads();
+        }
+    }
+
+    fn close_idle_writers(&mut self) {
+        let idle = Duration::from_secs(self.config.idle_writer_secs);
+        let stale: Vec<PartitionKey> = self
+            .writers
+            .iter()
+            .filter(|(_, w)| !w.dirty && w.last_used.elapsed() >= idle)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in stale {
+            if let Some(w) = self.writers.remove(&key) {
+                let _ = w.writer.wait_merging_threads();
+            }
+        }
+    }
+
+    /// Commits every dirty partition, then moves the checkpoint and truncates the WAL.
+    fn commit(&mut self) -> Result<u64, IndexError> {
+        let seq = self.last_seq;
+        let mut any = false;
+        for w in self.writers.values_mut().filter(|w| w.dirty) {
+            let started = Instant::now();
+            commit_writer(w, seq)?;
+            any = true;
+            self.store
+                .telemetry
+                .index_commit_seconds
+                .with_label_values(&[w.partition.key.signal.as_str()])
+                .observe(started.elapsed().as_secs_f64());
+        }
+        if any {
+            self.store.update_document_gauges();
+        }
+        if !self.failed && seq > self.checkpoint {
+            write_checkpoint(&self.store.root, seq)?;
+            self.checkpoint = seq;
+            if let Some(wal) = self.wal.get() {
+                wal.truncate_through(seq);
+            }
+        }
+        Ok(self.checkpoint)
+    }
+}
+
+fn commit_writer(w: &mut OpenWriter, seq: u64) -> Result<(), IndexError> {
+    let mut prepared = w.writer.prepare_commit()?;
+    prepared.set_payload(&seq.to_string());
+    prepared.commit()?;
+    w.committed_seq = seq;
+    w.dirty = false;
+    w.partition.reader.reload()?;
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! Ingest: decode requests, validate them into model records, find trace IDs, and make each
+//! batch durable in the WAL before anyone is told it was accepted.
+//! May depend on `model`, `wal`, `config`, `error` and `telemetry`.
+
+pub mod decode;
+pub mod jsonlines;
+pub mod otlp;
+pub mod traceids;
+
+use crate::error::{ErrorCode, ServiceError};
+use crate::model::{Batch, Signal, TenantId};
+use crate::telemetry::Telemetry;
+use crate::wal::{Wal, WalError};
+use otlp::Converted;
+use std::sync::{Arc, OnceLock};
+use traceids::Extractor;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("weft is replaying its write-ahead log and not ready for writes yet")]
+    NotReady,
+    #[error("{0}")]
+    AllRejected(String),
+    #[error(transparent)]
+    Wal(#[from] WalError),
+}
+
+impl ServiceError for IngestError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            IngestError::NotReady => ErrorCode::Unavailable,
+            IngestError::AllRejected(_) => ErrorCode::InvalidArgument,
+            IngestError::Wal(e) => e.code(),
+        }
+    }
+}
+
+/// What a successful request reports back: OTLP's partial success, in numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Empty when nothing was rejected.
+    pub message: String,
+}
+
+pub struct IngestService {
+    /// Set once the WAL replay is done; until then writes are refused with 503.
+    wal: Arc<OnceLock<Wal>>,
+    extractor: Extractor,
+    telemetry: Arc<Telemetry>,
+}
+
+impl IngestService {
+    pub fn new(wal: Arc<OnceLock<Wal>>, extractor: Extractor, telemetry: Arc<Telemetry>) -> Self {
+        Self {
+            wal,
+            extractor,
+            telemetry,
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.wal.get().is_some()
+    }
+
+    pub fn extractor(&self) -> &Extractor {
+        &self.extractor
+    }
+
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
+    /// Counts a request refused before its records could be read.
+    pub fn count_refused_request(&self, signal: Signal, reason: &str) {
+        self.telemetry
+            .requests_rejected
+            .with_label_values(&[signal.as_str(), reason])
+            .inc();
+    }
+
+    /// Makes the valid records of one request durable. Success means they are in the WAL;
+    /// a request whose every record is invalid is an error, so nothing pretends to succeed.
+    pub async fn ingest(
+        &self,
+        tenant: TenantId,
+        signal: Signal,
+        converted: Converted,
+    ) -> Result<Outcome, IngestError> {
+        let noun = signal.as_str();
+        if converted.rejected > 0 {
+            self.telemetry
+                .records_rejected
+                .with_label_values(&[noun, "invalid"])
+                .inc_by(converted.rejected);
+        }
+        let message = converted.summary(noun);
+        let accepted = converted.records.len() as u64;
+        if accepted == 0 {
+            return if converted.rejected > 0 {
+                Err(IngestError::AllRejected(message))
+            } else {
+                Ok(Outcome {
+                    accepted: 0,
+                    rejected: 0,
+                    message,
+                })
+            };
+        }
+        let Some(wal) = self.wal.get() else {
+            self.count_refused_request(signal, "not_ready");
+            return Err(IngestError::NotReady);
+        };
+        let batch = Arc::new(Batch {
+            tenant,
+            records: converted.records,
+        });
+        if let Err(e) = wal.append(batch).await {
+            self.telemetry
+                .records_rejected
+                .with_label_values(&[noun, "wal_unavailable"])
+                .inc_by(accepted);
+            return Err(e.into());
+        }
+        self.telemetry
+            .records_accepted
+            .with_label_values(&[noun])
+            .inc_by(accepted);
+        Ok(Outcome {
+            accepted,
+            rejected: converted.rejected,
+            message,
+        })
+    }
+}

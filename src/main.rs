@@ -1,0 +1,58 @@
+//! The `weft` command line. No logic lives here: it parses arguments and calls the library.
+
+use clap::{Parser, Subcommand};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use weft::config::Config;
+
+#[derive(Parser)]
+#[command(name = "weft", version, about = "Log-metric-trace correlation service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: OTLP/HTTP, OTLP/gRPC, the query API.
+    Serve {
+        /// Settings file; defaults to config/weft.toml when it exists, else built-in defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print the effective settings (defaults, file and WEFT_* variables) as TOML.
+    Config {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn load(path: Option<PathBuf>) -> Result<Config, weft::config::ConfigError> {
+    let env: BTreeMap<String, String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("WEFT_"))
+        .collect();
+    let default_file = PathBuf::from("config/weft.toml");
+    let path = path.or_else(|| default_file.exists().then_some(default_file));
+    Config::load(path.as_deref(), &env)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    weft::telemetry::init_logging(std::env::var("WEFT_LOG").ok().as_deref());
+    let result = match cli.command {
+        Command::Serve { config } => load(config)
+            .map_err(|e| e.to_string())
+            .and_then(|c| weft::server::serve(c).map_err(|e| e.to_string())),
+        Command::Config { config } => load(config).map_err(|e| e.to_string()).map(|c| {
+            print!("{}", toml::to_string(&c).expect("settings serialize"));
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("weft: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

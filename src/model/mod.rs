@@ -1,0 +1,8 @@
+//! Typed values that flow through weft: identifiers and records. Depends on nothing else in the
+//! crate.
+
+mod ids;
+mod records;
+
+pub use ids::*;
+pub use records::*;

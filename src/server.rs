@@ -1,0 +1,224 @@
+//! `weft serve`: opens storage, binds the listeners, replays the WAL in the background (the
+//! listeners answer health checks meanwhile, and writes with 503), then serves until SIGINT or
+//! SIGTERM, and commits the indexes before exiting.
+
+use crate::api::{self, AppState, Routes};
+use crate::config::Config;
+use crate::index::{read_checkpoint, Indexer, Store};
+use crate::ingest::traceids::Extractor;
+use crate::ingest::IngestService;
+use crate::telemetry::Telemetry;
+use crate::wal::Wal;
+use actix_web::{web, HttpServer};
+use std::fs::File;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long in-flight HTTP requests may take to finish after a stop signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("data directory {0} is in use by another weft process")]
+    Locked(String),
+    #[error(transparent)]
+    Index(#[from] crate::index::IndexError),
+    #[error("trace id patterns: {0}")]
+    Patterns(#[from] regex::Error),
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
+    let context = context.into();
+    move |source| ServeError::Io { context, source }
+}
+
+/// Holds an exclusive lock on the data directory for the life of the process, so two weft
+/// processes never write one WAL.
+fn lock_data_dir(dir: &Path) -> Result<File, ServeError> {
+    use std::os::unix::io::AsRawFd;
+    let path = dir.join("LOCK");
+    let file = File::create(&path).map_err(io(format!("cannot create {}", path.display())))?;
+    // SAFETY: flock on a file descriptor we own; no memory is shared with the call.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(ServeError::Locked(dir.display().to_string()));
+    }
+    Ok(file)
+}
+
+fn bind(addr: &str, what: &str) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr).map_err(io(format!("cannot listen for {what} on {addr}")))
+}
+
+/// Re-indexes what the WAL holds beyond the checkpoint, then opens the WAL for appends.
+fn replay_then_open(
+    config: &Config,
+    checkpoint: u64,
+    indexer: Indexer,
+    telemetry: Arc<Telemetry>,
+    wal_cell: &OnceLock<Wal>,
+) -> Result<(), String> {
+    let started = Instant::now();
+    let stats = Wal::replay(
+        &config.data_dir,
+        checkpoint,
+        &telemetry,
+        &mut |seq, batch| indexer.add(seq, Arc::new(batch)),
+    )
+    .map_err(|e| format!("WAL replay failed: {e}"))?;
+    indexer.flush()?;
+    let next_seq = stats.last_seq.max(checkpoint) + 1;
+    let wal = Wal::start(
+        &config.data_dir,
+        &config.wal,
+        next_seq,
+        telemetry,
+        Box::new(move |seq, batch| indexer.add(seq, batch)),
+    )
+    .map_err(|e| format!("cannot open the WAL for writing: {e}"))?;
+    let _ = wal_cell.set(wal);
+    tracing::info!(
+        replayed_batches = stats.replayed,
+        corruptions = stats.corruptions,
+        next_seq,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "WAL replay done; ready"
+    );
+    Ok(())
+}
+
+pub fn serve(config: Config) -> Result<(), ServeError> {
+    let telemetry = Arc::new(Telemetry::new());
+    std::fs::create_dir_all(&config.data_dir).map_err(io(format!(
+        "cannot create data directory {}",
+        config.data_dir.display()
+    )))?;
+    let _lock = lock_data_dir(&config.data_dir)?;
+    let store = Store::open(&config.data_dir, &config.index, telemetry.clone())?;
+    let checkpoint =
+        read_checkpoint(&config.data_dir).map_err(io("cannot read the index checkpoint"))?;
+    let wal_cell = Arc::new(OnceLock::new());
+    let indexer = Indexer::start(store.clone(), &config.index, checkpoint, wal_cell.clone())
+        .map_err(io("cannot start the indexer"))?;
+    let extractor = Extractor::new(&config.extract)?;
+    let ingest = Arc::new(IngestService::new(
+        wal_cell.clone(),
+        extractor,
+        telemetry.clone(),
+    ));
+
+    let http = bind(&config.http.listen, "HTTP")?;
+    let query = match config.http.query_listen.as_str() {
+        "" => None,
+        addr => Some(bind(addr, "queries")?),
+    };
+    let grpc = bind(&config.grpc.listen, "gRPC")?;
+    grpc.set_nonblocking(true).map_err(io("gRPC listener"))?;
+    announce(&http, query.as_ref(), &grpc, &config);
+
+    let grpc_ingest = ingest.clone();
+    let max_message = config.grpc.max_message_bytes;
+    std::thread::Builder::new()
+        .name("weft-grpc".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("weft-grpc-worker")
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(grpc).expect("listener");
+                if let Err(e) = api::grpc::serve(grpc_ingest, listener, max_message).await {
+                    tracing::error!(error = %e, "gRPC server failed");
+                }
+            });
+        })
+        .map_err(io("cannot start the gRPC thread"))?;
+
+    {
+        let config = config.clone();
+        let indexer = indexer.clone();
+        let telemetry = telemetry.clone();
+        let wal_cell = wal_cell.clone();
+        std::thread::Builder::new()
+            .name("weft-replay".into())
+            .spawn(move || {
+                if let Err(e) = replay_then_open(&config, checkpoint, indexer, telemetry, &wal_cell)
+                {
+                    tracing::error!(error = %e, "cannot become ready; exiting");
+                    std::process::exit(1);
+                }
+            })
+            .map_err(io("cannot start the replay thread"))?;
+    }
+
+    let state = web::Data::new(AppState {
+        config: config.clone(),
+        ingest,
+        store,
+    });
+    let workers = match config.http.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    actix_web::rt::System::new().block_on(async move {
+        let main_routes = if query.is_some() {
+            Routes::Ingest
+        } else {
+            Routes::All
+        };
+        let main_state = state.clone();
+        let main = HttpServer::new(move || api::app(main_state.clone(), main_routes))
+            .workers(workers)
+            .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+            .listen(http)
+            .map_err(io("HTTP listener"))?
+            .run();
+        match query {
+            None => main.await.map_err(io("HTTP server"))?,
+            Some(listener) => {
+                let query_server = HttpServer::new(move || api::app(state.clone(), Routes::Query))
+                    .workers(workers)
+                    .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+                    .listen(listener)
+                    .map_err(io("query listener"))?
+                    .run();
+                let (a, b) = futures_util::future::join(main, query_server).await;
+                a.map_err(io("HTTP server"))?;
+                b.map_err(io("query server"))?;
+            }
+        }
+        Ok::<(), ServeError>(())
+    })?;
+    tracing::info!("stopping: committing indexes");
+    if let Err(e) = indexer.flush() {
+        tracing::error!(error = %e, "final index commit failed; the WAL still holds the data");
+    }
+    Ok(())
+}
+
+/// One JSON line on stdout with the bound addresses (port 0 picks a free port), for scripts
+/// and tests, and the same in the log.
+fn announce(http: &TcpListener, query: Option<&TcpListener>, grpc: &TcpListener, config: &Config) {
+    let addr = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let line = serde_json::json!({
+        "event": "listening",
+        "http": addr(http),
+        "query": query.map(addr),
+        "grpc": addr(grpc),
+        "data_dir": config.data_dir.display().to_string(),
+    });
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+    tracing::info!(http = %addr(http), grpc = %addr(grpc), data_dir = %config.data_dir.display(), "listening");
+}

@@ -1,0 +1,143 @@
+//! weft's own observability: log setup and every Prometheus metric of weft itself. Label values
+//! are always from small fixed sets (signal, reason, route pattern): never a trace ID or a
+//! tenant-controlled string.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+pub struct Telemetry {
+    registry: Registry,
+    pub records_accepted: IntCounterVec,
+    pub records_rejected: IntCounterVec,
+    pub requests_rejected: IntCounterVec,
+    pub http_request_seconds: HistogramVec,
+    pub grpc_request_seconds: HistogramVec,
+    pub wal_bytes: IntCounter,
+    pub wal_fsync_seconds: Histogram,
+    pub wal_corruptions: IntCounter,
+    pub wal_replayed_batches: IntCounter,
+    pub index_commit_seconds: HistogramVec,
+    pub index_documents: IntGaugeVec,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+impl Telemetry {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let histogram_vec = |name: &str, help: &str, labels: &[&str]| {
+            let h = HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+                labels,
+            )
+            .expect("valid metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
+            h
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let wal_fsync_seconds = Histogram::with_opts(
+            HistogramOpts::new("weft_wal_fsync_seconds", "Time spent in WAL fsync")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(wal_fsync_seconds.clone()))
+            .expect("unique metric");
+        let index_documents = IntGaugeVec::new(
+            Opts::new("weft_index_documents", "Searchable documents per index"),
+            &["signal"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(index_documents.clone()))
+            .expect("unique metric");
+        Self {
+            records_accepted: counter_vec(
+                "weft_records_accepted_total",
+                "Records acknowledged durable, per signal",
+                &["signal"],
+            ),
+            records_rejected: counter_vec(
+                "weft_records_rejected_total",
+                "Records refused, per signal and reason",
+                &["signal", "reason"],
+            ),
+            requests_rejected: counter_vec(
+                "weft_requests_rejected_total",
+                "Requests refused before their records could be read, per signal and reason",
+                &["signal", "reason"],
+            ),
+            http_request_seconds: histogram_vec(
+                "weft_http_request_duration_seconds",
+                "HTTP request latency per route pattern and status class",
+                &["route", "status"],
+            ),
+            grpc_request_seconds: histogram_vec(
+                "weft_grpc_request_duration_seconds",
+                "gRPC export latency per service",
+                &["service", "code"],
+            ),
+            wal_bytes: counter("weft_wal_bytes_total", "Bytes appended to the WAL"),
+            wal_fsync_seconds,
+            wal_corruptions: counter(
+                "weft_wal_corruptions_total",
+                "Damaged WAL regions found and cut off during replay",
+            ),
+            wal_replayed_batches: counter(
+                "weft_wal_replayed_batches_total",
+                "WAL batches re-indexed at start-up",
+            ),
+            index_commit_seconds: histogram_vec(
+                "weft_index_commit_duration_seconds",
+                "Index commit latency per signal",
+                &["signal"],
+            ),
+            index_documents,
+            registry,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("exposition is UTF-8")
+    }
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Human-readable logs on stderr; `WEFT_LOG` (or `RUST_LOG`) picks the level, `info` by default.
+pub fn init_logging(filter: Option<&str>) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter.unwrap_or("info"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

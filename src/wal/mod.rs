@@ -1,0 +1,515 @@
+//! Write-ahead log: the only thing that makes an acknowledgement true.
+//!
+//! # On disk
+//!
+//! `<data_dir>/wal/` holds segment files named `<first_seq as 20 digits>.wal`. A segment is the
+//! 8-byte magic `WEFTWAL1` followed by entries:
+//!
+//! ```text
+//! u32 LE  payload length (at most MAX_ENTRY_BYTES)
+//! u32 LE  CRC-32 (IEEE) of the 8 sequence bytes followed by the payload
+//! u64 LE  sequence number
+//! ...     payload: one `model::Batch`, postcard-encoded
+//! ```
+//!
+//! # Invariants
+//!
+//! - Sequence numbers start at 1 and grow by one per entry, in file order and across segments.
+//! - An entry is acknowledged only after its bytes were written and, with `fsync = "always"`,
+//!   fsynced; one fsync covers every request that arrived while the previous one ran (group
+//!   commit).
+//! - A failed write is cut off again (the file is truncated to its last good length) before
+//!   anything else is appended, so an error never leaves garbage in front of later entries. If
+//!   even that fails, or an fsync fails, the log refuses all further appends until restart: after
+//!   a failed fsync the kernel may have dropped the data, and only a replay knows what is there.
+//! - Each start appends to a fresh segment; replayed segments are never written again.
+//! - A segment is deleted only when every entry in it is at or below the index checkpoint.
+//!
+//! # Recovery
+//!
+//! Segments are read in order. A segment ends at the first entry that is short (a torn write),
+//! has an impossible length, a checksum mismatch or a sequence number that does not follow its
+//! predecessor. Everything before that point is replayed; the damaged rest is truncated away,
+//! logged, and counted in `weft_wal_corruptions_total`. Later segments are still read, and the
+//! next sequence number is one past the highest one seen anywhere.
+
+use crate::config::{FsyncPolicy, WalConfig};
+use crate::error::{ErrorCode, ServiceError};
+use crate::model::Batch;
+use crate::telemetry::Telemetry;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+const MAGIC: &[u8; 8] = b"WEFTWAL1";
+const HEADER_BYTES: usize = 16;
+/// Larger than any request weft accepts; a length beyond it can only be damage.
+pub const MAX_ENTRY_BYTES: usize = 256 * 1024 * 1024;
+/// Upper bound of bytes written per group commit, so one fsync never waits on a huge group.
+const MAX_GROUP_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WalError {
+    #[error("write-ahead log i/o error: {0}")]
+    Io(#[from] io::Error),
+    #[error("write-ahead log is unavailable after an earlier write failure; restart weft")]
+    Broken,
+    #[error("write-ahead log is shut down")]
+    Closed,
+    #[error("cannot encode batch: {0}")]
+    Encode(String),
+}
+
+impl ServiceError for WalError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            WalError::Encode(_) => ErrorCode::Internal,
+            _ => ErrorCode::Unavailable,
+        }
+    }
+}
+
+/// Where an entry goes once it is durable: the indexer's queue.
+pub type Sink = Box<dyn FnMut(u64, Arc<Batch>) + Send>;
+
+enum Command {
+    Append {
+        payload: Vec<u8>,
+        batch: Arc<Batch>,
+        done: oneshot::Sender<Result<u64, WalError>>,
+    },
+    /// Periodic fsync for `fsync = "interval"`.
+    Sync,
+    /// Delete segments whose entries are all at or below this sequence number.
+    TruncateThrough(u64),
+}
+
+/// A handle to the WAL writer thread. Cloning is cheap; the thread ends when all handles drop.
+#[derive(Clone)]
+pub struct Wal {
+    tx: mpsc::Sender<Command>,
+}
+
+/// What a replay found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReplayStats {
+    /// Highest sequence number on disk (0 when empty).
+    pub last_seq: u64,
+    /// Entries handed to the callback.
+    pub replayed: u64,
+    /// Damaged regions cut off.
+    pub corruptions: u64,
+}
+
+pub fn wal_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("wal")
+}
+
+fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("{first_seq:020}.wal"))
+}
+
+/// Segments on disk, oldest first.
+fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    if !dir.exists() {
+        return Ok(out);
+    }
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let first = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".wal"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(first) = first {
+            out.push((first, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Encodes one entry (header and payload) onto `buf`.
+fn encode_entry(buf: &mut Vec<u8>, seq: u64, payload: &[u8]) {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&seq.to_le_bytes());
+    crc.update(payload);
+    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&crc.finalize().to_le_bytes());
+    buf.extend_from_slice(&seq.to_le_bytes());
+    buf.extend_from_slice(payload);
+}
+
+/// Reads every intact entry of one segment, calling `f` for those above `after_seq`. Returns
+/// the highest sequence number read and the length of the intact prefix, or `None` for the
+/// length when the whole file is intact.
+fn read_segment(
+    path: &Path,
+    after_seq: u64,
+    f: &mut dyn FnMut(u64, &[u8]),
+) -> io::Result<(u64, Option<u64>, u64)> {
+    let mut data = Vec::new();
+    File::open(path)?.read_to_end(&mut data)?;
+    if data.len() < MAGIC.len() || &data[..MAGIC.len()] != MAGIC {
+        // A crash right after creating the file can leave it without its magic.
+        return Ok((0, Some(0), 0));
+    }
+    let mut pos = MAGIC.len();
+    let mut last_seq = 0u64;
+    let mut replayed = 0u64;
+    while pos < data.len() {
+        let Some(header) = data.get(pos..pos + HEADER_BYTES) else {
+            return Ok((last_seq, Some(pos as u64), replayed));
+        };
+        let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+        let seq = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+        let body_start = pos + HEADER_BYTES;
+        let intact = len <= MAX_ENTRY_BYTES
+            && (last_seq == 0 || seq == last_seq + 1)
+            && data.len() >= body_start + len
+            && {
+                let mut h = crc32fast::Hasher::new();
+                h.update(&header[8..16]);
+                h.update(&data[body_start..body_start + len]);
+                h.finalize() == crc
+            };
+        if !intact {
+            return Ok((last_seq, Some(pos as u64), replayed));
+        }
+        if seq > after_seq {
+            f(seq, &data[body_start..body_start + len]);
+            replayed += 1;
+        }
+        last_seq = seq;
+        pos = body_start + len;
+    }
+    Ok((last_seq, None, replayed))
+}
+
+impl Wal {
+    /// Reads every entry with a sequence number above `after_seq`, in order, cutting off damage
+    /// as the module doc describes. An entry whose payload does not decode is counted as damage
+    /// and skipped (its checksum matched, so only a format change could cause it).
+    pub fn replay(
+        data_dir: &Path,
+        after_seq: u64,
+        telemetry: &Telemetry,
+        f: &mut dyn FnMut(u64, Batch),
+    ) -> io::Result<ReplayStats> {
+        let dir = wal_dir(data_dir);
+        let mut stats = ReplayStats::default();
+        for (_, path) in list_segments(&dir)? {
+            let mut undecodable = 0u64;
+            let (last, damaged_at, replayed) = read_segment(
+                &path,
+                after_seq,
+                &mut |seq, payload| match postcard::from_bytes::<Batch>(payload) {
+                    Ok(batch) => f(seq, batch),
+                    Err(e) => {
+                        undecodable += 1;
+                        tracing::error!(seq, error = %e, "WAL entry does not decode; skipped");
+                    }
+                },
+            )?;
+            stats.last_seq = stats.last_seq.max(last);
+            stats.replayed += replayed - undecodable;
+            stats.corruptions += undecodable;
+            if let Some(at) = damaged_at {
+                let len = fs::metadata(&path)?.len();
+                tracing::error!(
+                    segment = %path.display(),
+                    offset = at,
+                    cut_bytes = len - at,
+                    "WAL segment is damaged; keeping the intact prefix"
+                );
+                stats.corruptions += 1;
+                OpenOptions::new().write(true).open(&path)?.set_len(at)?;
+            }
+        }
+        telemetry.wal_corruptions.inc_by(stats.corruptions);
+        telemetry.wal_replayed_batches.inc_by(stats.replayed);
+        Ok(stats)
+    }
+
+    /// Starts the writer thread, appending from `next_seq` into a new segment.
+    pub fn start(
+        data_dir: &Path,
+        config: &WalConfig,
+        next_seq: u64,
+        telemetry: Arc<Telemetry>,
+        sink: Sink,
+    ) -> io::Result<Wal> {
+        let dir = wal_dir(data_dir);
+        fs::create_dir_all(&dir)?;
+        // Segments named at or past `next_seq` hold no intact entry (else `next_seq` would be past
+        // them): they are leftovers of damage and would collide with the new segment's name.
+        let mut closed = Vec::new();
+        for (first, path) in list_segments(&dir)? {
+            if first >= next_seq {
+                fs::remove_file(&path)?;
+            } else {
+                closed.push((first, path));
+            }
+        }
+        let (tx, rx) = mpsc::channel(config.queue_requests);
+        let mut writer = Writer {
+            closed,
+            current: None,
+            dir,
+            next_seq,
+            segment_bytes: config.segment_bytes,
+            policy: config.fsync,
+            unsynced: false,
+            broken: false,
+            telemetry,
+            sink,
+        };
+        writer.open_segment()?;
+        std::thread::Builder::new()
+            .name("weft-wal".into())
+            .spawn(move || writer.run(rx))?;
+        if config.fsync == FsyncPolicy::Interval {
+            let weak = tx.downgrade();
+            let period = Duration::from_millis(config.fsync_interval_ms);
+            std::thread::Builder::new()
+                .name("weft-wal-sync".into())
+                .spawn(move || loop {
+                    std::thread::sleep(period);
+                    match weak.upgrade() {
+                        Some(tx) if tx.blocking_send(Command::Sync).is_ok() => {}
+                        _ => return,
+                    }
+                })?;
+        }
+        Ok(Wal { tx })
+    }
+
+    /// Appends one batch; resolves once it is durable per the fsync policy, with its sequence
+    /// number.
+    pub async fn append(&self, batch: Arc<Batch>) -> Result<u64, WalError> {
+        let payload =
+            postcard::to_allocvec(&*batch).map_err(|e| WalError::Encode(e.to_string()))?;
+        if payload.len() > MAX_ENTRY_BYTES {
+            return Err(WalError::Encode(format!(
+                "batch of {} bytes is over the WAL entry limit of {MAX_ENTRY_BYTES}",
+                payload.len()
+            )));
+        }
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Command::Append {
+                payload,
+                batch,
+                done,
+            })
+            .await
+            .map_err(|_| WalError::Closed)?;
+        wait.await.map_err(|_| WalError::Closed)?
+    }
+
+    /// Lets the WAL drop segments the index has made redundant.
+    pub fn truncate_through(&self, seq: u64) {
+        // A full queue only delays truncation to the next checkpoint.
+        let _ = self.tx.try_send(Command::TruncateThrough(seq));
+    }
+}
+
+struct Segment {
+    file: File,
+    first_seq: u64,
+    len: u64,
+}
+
+struct Writer {
+    closed: Vec<(u64, PathBuf)>,
+    current: Option<Segment>,
+    dir: PathBuf,
+    next_seq: u64,
+    segment_bytes: u64,
+    policy: FsyncPolicy,
+    unsynced: bool,
+    broken: bool,
+    telemetry: Arc<Telemetry>,
+    sink: Sink,
+}
+
+struct Pending {
+    seq: u64,
+    batch: Arc<Batch>,
+    done: oneshot::Sender<Result<u64, WalError>>,
+}
+
+impl Writer {
+    fn open_segment(&mut self) -> io::Result<()> {
+        if let Some(old) = self.current.take() {
+            old.file.sync_all()?;
+            self.closed
+                .push((old.first_seq, segment_path(&self.dir, old.first_seq)));
+        }
+        let path = segment_path(&self.dir, self.next_seq);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)?;
+        file.write_all(MAGIC)?;
+        file.sync_all()?;
+        sync_dir(&self.dir)?;
+        self.current = Some(Segment {
+            file,
+            first_seq: self.next_seq,
+            len: MAGIC.len() as u64,
+        });
+        Ok(())
+    }
+
+    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut group: Vec<Pending> = Vec::new();
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(first) = rx.blocking_recv() {
+            let mut next = Some(first);
+            // Gather everything already waiting: one write and one fsync for all of it.
+            while let Some(cmd) = next.take() {
+                match cmd {
+                    Command::Append {
+                        payload,
+                        batch,
+                        done,
+                    } => {
+                        if self.broken {
+                            let _ = done.send(Err(WalError::Broken));
+                        } else {
+                            let seq = self.next_seq + group.len() as u64;
+                            encode_entry(&mut buf, seq, &payload);
+                            group.push(Pending { seq, batch, done });
+                        }
+                    }
+                    Command::Sync => self.sync_if_needed(),
+                    Command::TruncateThrough(seq) => self.truncate_through(seq),
+                }
+                if buf.len() < MAX_GROUP_BYTES {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !group.is_empty() {
+                self.commit_group(&mut group, &buf);
+            }
+            buf.clear();
+        }
+        self.sync_if_needed();
+    }
+
+    fn commit_group(&mut self, group: &mut Vec<Pending>, buf: &[u8]) {
+        match self.write_durably(buf) {
+            Ok(()) => {
+                self.next_seq += group.len() as u64;
+                self.telemetry.wal_bytes.inc_by(buf.len() as u64);
+                for p in group.drain(..) {
+                    let _ = p.done.send(Ok(p.seq));
+                    (self.sink)(p.seq, p.batch);
+                }
+                if self
+                    .current
+                    .as_ref()
+                    .is_some_and(|s| s.len >= self.segment_bytes)
+                {
+                    if let Err(e) = self.open_segment() {
+                        tracing::error!(error = %e, "cannot start a new WAL segment");
+                        self.broken = true;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "WAL write failed; the batch was not acknowledged");
+                for p in group.drain(..) {
+                    let _ = p
+                        .done
+                        .send(Err(WalError::Io(io::Error::new(e.kind(), e.to_string()))));
+                }
+            }
+        }
+    }
+
+    fn write_durably(&mut self, buf: &[u8]) -> io::Result<()> {
+        let seg = self
+            .current
+            .as_mut()
+            .ok_or_else(|| io::Error::other("no segment"))?;
+        if let Err(e) = seg.file.write_all(buf) {
+            // Cut the partial write off so later entries do not sit behind garbage.
+            let restored = seg
+                .file
+                .set_len(seg.len)
+                .and_then(|_| seg.file.seek(SeekFrom::Start(seg.len)).map(|_| ()));
+            if restored.is_err() {
+                self.broken = true;
+            }
+            return Err(e);
+        }
+        seg.len += buf.len() as u64;
+        self.unsynced = true;
+        if self.policy == FsyncPolicy::Always {
+            self.sync_now()?;
+        }
+        Ok(())
+    }
+
+    fn sync_now(&mut self) -> io::Result<()> {
+        let Some(seg) = self.current.as_mut() else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let result = seg.file.sync_data();
+        self.telemetry
+            .wal_fsync_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            self.broken = true;
+        }
+        self.unsynced = false;
+        result
+    }
+
+    fn sync_if_needed(&mut self) {
+        if self.unsynced {
+            if let Err(e) = self.sync_now() {
+                tracing::error!(error = %e, "WAL fsync failed; refusing further writes");
+            }
+        }
+    }
+
+    fn truncate_through(&mut self, seq: u64) {
+        // A closed segment's entries end just before the next segment's first sequence number.
+        let current_first = self.current.as_ref().map_or(u64::MAX, |s| s.first_seq);
+        let mut keep = Vec::new();
+        let firsts: Vec<u64> = self
+            .closed
+            .iter()
+            .map(|(f, _)| *f)
+            .chain(std::iter::once(current_first))
+            .collect();
+        for (i, (first, path)) in self.closed.drain(..).enumerate() {
+            let last_in_segment = firsts[i + 1].saturating_sub(1);
+            if last_in_segment <= seq {
+                if let Err(e) = fs::remove_file(&path) {
+                    tracing::warn!(segment = %path.display(), error = %e, "cannot delete WAL segment");
+                }
+            } else {
+                keep.push((first, path));
+            }
+        }
+        self.closed = keep;
+    }
+}
+
+#[cfg(test)]
+mod tests;
