@@ -1,0 +1,225 @@
+//! Shared by the integration tests: start the real `weft` binary on free ports with a
+//! temporary data directory, talk to it over real sockets, and build OTLP batches with fixed
+//! IDs and timestamps.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+pub mod otlp;
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    child: Child,
+    pub http: String,
+    pub grpc: String,
+    pub query: Option<String>,
+    pub data_dir: PathBuf,
+    /// Kept so the directory lives as long as the first server that made it.
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// Extra `WEFT_*` settings for a server.
+pub type Env<'a> = &'a [(&'a str, &'a str)];
+
+impl Server {
+    /// A fresh server on a new temporary data directory.
+    pub fn start(env: Env) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut s = Server::start_in(temp.path(), env);
+        s._temp = Some(temp);
+        s
+    }
+
+    /// A server on an existing data directory (a restart); waits until it is ready.
+    pub fn start_in(data_dir: &Path, env: Env) -> Server {
+        let s = Server::spawn(data_dir, env).expect("weft did not start");
+        s.wait_ready();
+        s
+    }
+
+    /// Starts the binary and waits for its `listening` line, not for readiness.
+    pub fn spawn(data_dir: &Path, env: Env) -> Result<Server, String> {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+        cmd.arg("serve")
+            .env("WEFT_DATA_DIR", data_dir)
+            .env("WEFT_HTTP_LISTEN", "127.0.0.1:0")
+            .env("WEFT_GRPC_LISTEN", "127.0.0.1:0")
+            .env("WEFT_INDEX_COMMIT_INTERVAL_MS", "200")
+            .env("WEFT_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let announced: Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(_) => {
+                let status = child.wait().map_err(|e| e.to_string())?;
+                return Err(format!(
+                    "weft exited ({status}) without listening: {line:?}"
+                ));
+            }
+        };
+        let addr = |k: &str| announced[k].as_str().map(str::to_string);
+        Ok(Server {
+            child,
+            http: addr("http").expect("http address"),
+            grpc: addr("grpc").expect("grpc address"),
+            query: addr("query"),
+            data_dir: data_dir.to_path_buf(),
+            _temp: None,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    pub fn wait_ready(&self) {
+        wait_until(Duration::from_secs(60), "weft to become ready", || {
+            reqwest::blocking::get(self.url("/readyz"))
+                .map(|r| r.status() == 200)
+                .unwrap_or(false)
+        });
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().expect("wait for weft")
+    }
+
+    /// Hands the data directory over to the caller (so it outlives this server).
+    pub fn take_dir(&mut self) -> tempfile::TempDir {
+        self._temp.take().expect("server owns its directory")
+    }
+
+    pub fn get_json(&self, path_and_query: &str) -> (u16, Value) {
+        get_json(&self.url(path_and_query), &[])
+    }
+
+    /// `GET /api/v1/traces/{id}` once the trace has at least `spans` spans and `logs` logs.
+    pub fn wait_for_trace(
+        &self,
+        trace_id: &str,
+        tenant: Option<&str>,
+        spans: usize,
+        logs: usize,
+    ) -> Value {
+        let headers: Vec<(&str, &str)> = tenant
+            .map(|t| vec![("x-scope-orgid", t)])
+            .unwrap_or_default();
+        let mut last = Value::Null;
+        let ok = poll(Duration::from_secs(15), || {
+            let (status, body) =
+                get_json(&self.url(&format!("/api/v1/traces/{trace_id}")), &headers);
+            let done = status == 200
+                && body["spans"].as_array().map_or(0, Vec::len) >= spans
+                && body["logs"].as_array().map_or(0, Vec::len) >= logs;
+            last = body;
+            done
+        });
+        assert!(
+            ok,
+            "trace {trace_id} did not show {spans} spans and {logs} logs; last reply: {last}"
+        );
+        last
+    }
+
+    /// The value of one sample in `/metrics`, by its full name with labels.
+    pub fn metric(&self, sample: &str) -> f64 {
+        let text = reqwest::blocking::get(self.url("/metrics"))
+            .unwrap()
+            .text()
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn get_json(url: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+    let mut req = reqwest::blocking::Client::new().get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().expect("GET");
+    let status = resp.status().as_u16();
+    let body = resp.json().unwrap_or(Value::Null);
+    (status, body)
+}
+
+pub fn post(
+    url: &str,
+    content_type: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, Vec<u8>) {
+    let mut req = reqwest::blocking::Client::new()
+        .post(url)
+        .header("content-type", content_type)
+        .body(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().expect("POST");
+    let status = resp.status().as_u16();
+    (status, resp.bytes().expect("body").to_vec())
+}
+
+/// Calls `f` until it returns true or `limit` passes; returns whether it did.
+pub fn poll(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if f() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn wait_until(limit: Duration, what: &str, f: impl FnMut() -> bool) {
+    assert!(poll(limit, f), "timed out waiting for {what}");
+}
+
+/// The official OTLP examples, or a clear failure when the shared folder is missing.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/otlp-examples")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "fixture {} is missing ({e}): these tests need ../shared/fixtures/otlp-examples",
+            path.display()
+        )
+    })
+}
