@@ -239,6 +239,15 @@ fn every_trace_id_format_links_logs_with_its_reason() {
     }
 }
 
+type BadCase<'a> = (
+    &'a str,
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    Vec<u8>,
+    u16,
+    &'a str,
+);
+
 #[test]
 fn bad_input_gets_the_spec_status_and_keeps_earlier_data() {
     let s = Server::start(&[("WEFT_HTTP_MAX_BODY_BYTES", "65536")]);
@@ -264,7 +273,8 @@ fn bad_input_gets_the_spec_status_and_keeps_earlier_data() {
     let full = encode(&good);
     let big = otlp::logs("svc", vec![otlp::log(None, None, &"x".repeat(70_000), 0)]);
     let bomb = gzip(&vec![b' '; 10 * 1024 * 1024]);
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    // (what, content type, headers, body, expected status, expected words in the message)
+    let cases: Vec<BadCase> = vec![
         ("truncated protobuf", PROTO, vec![], full[..full.len() - 3].to_vec(), 400, "protobuf body cannot be decoded"),
         ("invalid JSON", JSON, vec![], b"{\"resourceSpans\": [".to_vec(), 400, "JSON body cannot be decoded"),
         ("15-byte trace ID", PROTO, vec![], encode(&short_id), 400, "traceId: trace id must be 16 bytes, got 15"),
