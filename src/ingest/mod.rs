@@ -95,7 +95,7 @@ impl IngestService {
                 .with_label_values(&[noun, "invalid"])
                 .inc_by(converted.rejected);
         }
-        let message = converted.summary(noun);
+        let message = converted.summary(signal.record_noun());
         let accepted = converted.records.len() as u64;
         if accepted == 0 {
             return if converted.rejected > 0 {

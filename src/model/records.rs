@@ -303,6 +303,15 @@ impl Signal {
             Signal::Metrics => "metrics",
         }
     }
+
+    /// What one record of the signal is called in messages (as OTLP counts them).
+    pub fn record_noun(self) -> &'static str {
+        match self {
+            Signal::Spans => "spans",
+            Signal::Logs => "log records",
+            Signal::Metrics => "data points",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
