@@ -35,6 +35,8 @@ pub struct Config {
     pub grpc: GrpcConfig,
     pub wal: WalConfig,
     pub index: IndexConfig,
+    pub limits: LimitsConfig,
+    pub auth: AuthConfig,
     pub extract: ExtractConfig,
 }
 
@@ -46,6 +48,8 @@ impl Default for Config {
             grpc: GrpcConfig::default(),
             wal: WalConfig::default(),
             index: IndexConfig::default(),
+            limits: LimitsConfig::default(),
+            auth: AuthConfig::default(),
             extract: ExtractConfig::default(),
         }
     }
@@ -59,6 +63,7 @@ pub struct HttpConfig {
     pub query_listen: String,
     pub max_body_bytes: usize,
     pub workers: usize,
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for HttpConfig {
@@ -68,6 +73,7 @@ impl Default for HttpConfig {
             query_listen: String::new(),
             max_body_bytes: 16 * 1024 * 1024,
             workers: 0,
+            shutdown_grace_secs: 10,
         }
     }
 }
@@ -127,7 +133,7 @@ pub struct IndexConfig {
     pub writer_memory_mb: usize,
     pub writer_threads: usize,
     pub idle_writer_secs: u64,
-    pub queue_batches: usize,
+    pub queue_bytes: usize,
 }
 
 impl Default for IndexConfig {
@@ -138,9 +144,58 @@ impl Default for IndexConfig {
             writer_memory_mb: 128,
             writer_threads: 1,
             idle_writer_secs: 300,
-            queue_batches: 4096,
+            queue_bytes: 64 * 1024 * 1024,
         }
     }
+}
+
+/// What to do with a log body longer than `limits.max_log_body_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverLimit {
+    /// Keep the record with its body cut at the limit (on a character boundary).
+    Truncate,
+    /// Refuse the record, as for other limits.
+    Reject,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_inflight_bytes: usize,
+    pub max_attributes: usize,
+    pub max_attribute_value_bytes: usize,
+    pub max_log_body_bytes: usize,
+    pub log_body_over_limit: OverLimit,
+    pub tenant_records_per_sec: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_inflight_bytes: 256 * 1024 * 1024,
+            max_attributes: 128,
+            max_attribute_value_bytes: 16 * 1024,
+            max_log_body_bytes: 64 * 1024,
+            log_body_over_limit: OverLimit::Truncate,
+            tenant_records_per_sec: 0,
+        }
+    }
+}
+
+/// A bearer token, stored only as its SHA-256, and the tenant it writes and reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub tenant: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    pub enabled: bool,
+    pub tokens: Vec<TokenConfig>,
 }
 
 /// How the captured groups of a pattern become a trace ID.
@@ -274,7 +329,52 @@ impl Config {
         positive("index.commit_interval_ms", self.index.commit_interval_ms)?;
         positive("index.partition_secs", self.index.partition_secs)?;
         positive("index.writer_threads", self.index.writer_threads as u64)?;
-        positive("index.queue_batches", self.index.queue_batches as u64)?;
+        positive("index.queue_bytes", self.index.queue_bytes as u64)?;
+        positive(
+            "limits.max_inflight_bytes",
+            self.limits.max_inflight_bytes as u64,
+        )?;
+        positive("limits.max_attributes", self.limits.max_attributes as u64)?;
+        positive(
+            "limits.max_attribute_value_bytes",
+            self.limits.max_attribute_value_bytes as u64,
+        )?;
+        positive(
+            "limits.max_log_body_bytes",
+            self.limits.max_log_body_bytes as u64,
+        )?;
+        if self.limits.max_inflight_bytes < 3 * self.http.max_body_bytes {
+            return Err(ConfigError::Invalid {
+                field: "limits.max_inflight_bytes",
+                reason: format!(
+                    "must be at least 3 × http.max_body_bytes ({}) so one full request fits, got {}",
+                    3 * self.http.max_body_bytes,
+                    self.limits.max_inflight_bytes
+                ),
+            });
+        }
+        for t in &self.auth.tokens {
+            let ok = t.sha256.len() == 64 && t.sha256.bytes().all(|b| b.is_ascii_hexdigit());
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    field: "auth.tokens",
+                    reason: format!(
+                        "token for tenant {:?}: sha256 must be 64 hex digits (see `weft token`)",
+                        t.tenant
+                    ),
+                });
+            }
+            crate::model::TenantId::new(&t.tenant).map_err(|e| ConfigError::Invalid {
+                field: "auth.tokens",
+                reason: e.to_string(),
+            })?;
+        }
+        if self.auth.enabled && self.auth.tokens.is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "auth.tokens",
+                reason: "auth is enabled but no token is configured".into(),
+            });
+        }
         if self.wal.segment_bytes < 1024 * 1024 {
             return Err(ConfigError::Invalid {
                 field: "wal.segment_bytes",

@@ -26,6 +26,15 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Make a bearer token for a tenant (or hash a given one) and print the [[auth.tokens]]
+    /// entry for config/weft.toml. Only the hash goes into the config.
+    Token {
+        #[arg(long)]
+        tenant: String,
+        /// Hash this token instead of generating a new one.
+        #[arg(long)]
+        token: Option<String>,
+    },
 }
 
 fn load(path: Option<PathBuf>) -> Result<Config, weft::config::ConfigError> {
@@ -47,6 +56,21 @@ fn main() -> ExitCode {
         Command::Config { config } => load(config).map_err(|e| e.to_string()).map(|c| {
             print!("{}", toml::to_string(&c).expect("settings serialize"));
         }),
+        Command::Token { tenant, token } => weft::model::TenantId::new(&tenant)
+            .map_err(|e| e.to_string())
+            .map(|_| {
+                let token = token.unwrap_or_else(|| {
+                    format!(
+                        "{}{}",
+                        uuid::Uuid::new_v4().simple(),
+                        uuid::Uuid::new_v4().simple()
+                    )
+                });
+                println!("# bearer token (give it to the client; it is not stored): {token}");
+                println!("[[auth.tokens]]");
+                println!("tenant = {tenant:?}");
+                println!("sha256 = {:?}", weft::api::auth::hash_token(&token));
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 //! listeners answer health checks meanwhile, and writes with 503), then serves until SIGINT or
 //! SIGTERM, and commits the indexes before exiting.
 
+use crate::api::auth::Auth;
 use crate::api::{self, AppState, Routes};
 use crate::config::Config;
 use crate::index::{read_checkpoint, Indexer, Store};
@@ -15,10 +16,7 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
-
-/// How long in-flight HTTP requests may take to finish after a stop signal.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -71,7 +69,7 @@ fn replay_then_open(
         &config.data_dir,
         checkpoint,
         &telemetry,
-        &mut |seq, batch| indexer.add(seq, Arc::new(batch)),
+        &mut |seq, batch, bytes| indexer.add(seq, Arc::new(batch), bytes),
     )
     .map_err(|e| format!("WAL replay failed: {e}"))?;
     indexer.flush()?;
@@ -81,7 +79,7 @@ fn replay_then_open(
         &config.wal,
         next_seq,
         telemetry,
-        Box::new(move |seq, batch| indexer.add(seq, batch)),
+        Box::new(move |seq, batch, bytes| indexer.add(seq, batch, bytes)),
     )
     .map_err(|e| format!("cannot open the WAL for writing: {e}"))?;
     let _ = wal_cell.set(wal);
@@ -96,6 +94,10 @@ fn replay_then_open(
 }
 
 pub fn serve(config: Config) -> Result<(), ServeError> {
+    // Past a file size limit (RLIMIT_FSIZE) writes must fail with EFBIG, which the WAL turns
+    // into 503s, instead of SIGXFSZ killing the process.
+    // SAFETY: installs the "ignore" disposition for one signal; no handler code runs.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let telemetry = Arc::new(Telemetry::new());
     std::fs::create_dir_all(&config.data_dir).map_err(io(format!(
         "cannot create data directory {}",
@@ -113,6 +115,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         wal_cell.clone(),
         extractor,
         telemetry.clone(),
+        config.limits.clone(),
     ));
 
     let http = bind(&config.http.listen, "HTTP")?;
@@ -124,9 +127,12 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     grpc.set_nonblocking(true).map_err(io("gRPC listener"))?;
     announce(&http, query.as_ref(), &grpc, &config);
 
+    let auth = Arc::new(Auth::new(&config.auth));
     let grpc_ingest = ingest.clone();
+    let grpc_auth = auth.clone();
+    let (grpc_stop, grpc_stopped) = tokio::sync::oneshot::channel::<()>();
     let max_message = config.grpc.max_message_bytes;
-    std::thread::Builder::new()
+    let grpc_thread = std::thread::Builder::new()
         .name("weft-grpc".into())
         .spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -137,7 +143,12 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
                 .expect("tokio runtime");
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(grpc).expect("listener");
-                if let Err(e) = api::grpc::serve(grpc_ingest, listener, max_message).await {
+                if let Err(e) =
+                    api::grpc::serve(grpc_ingest, grpc_auth, listener, max_message, async {
+                        let _ = grpc_stopped.await;
+                    })
+                    .await
+                {
                     tracing::error!(error = %e, "gRPC server failed");
                 }
             });
@@ -163,9 +174,11 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
 
     let state = web::Data::new(AppState {
         config: config.clone(),
+        auth,
         ingest,
         store,
     });
+    let grace = config.http.shutdown_grace_secs;
     let workers = match config.http.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
@@ -179,7 +192,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         let main_state = state.clone();
         let main = HttpServer::new(move || api::app(main_state.clone(), main_routes))
             .workers(workers)
-            .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+            .shutdown_timeout(grace)
             .listen(http)
             .map_err(io("HTTP listener"))?
             .run();
@@ -188,7 +201,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
             Some(listener) => {
                 let query_server = HttpServer::new(move || api::app(state.clone(), Routes::Query))
                     .workers(workers)
-                    .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+                    .shutdown_timeout(grace)
                     .listen(listener)
                     .map_err(io("query listener"))?
                     .run();
@@ -199,6 +212,9 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         }
         Ok::<(), ServeError>(())
     })?;
+    // HTTP has drained; gRPC stops taking new calls and finishes the ones it has.
+    let _ = grpc_stop.send(());
+    let _ = grpc_thread.join();
     tracing::info!("stopping: committing indexes");
     if let Err(e) = indexer.flush() {
         tracing::error!(error = %e, "final index commit failed; the WAL still holds the data");

@@ -12,6 +12,7 @@ pub struct Telemetry {
     pub records_accepted: IntCounterVec,
     pub records_rejected: IntCounterVec,
     pub requests_rejected: IntCounterVec,
+    pub log_bodies_truncated: IntCounter,
     pub http_request_seconds: HistogramVec,
     pub grpc_request_seconds: HistogramVec,
     pub wal_bytes: IntCounter,
@@ -85,6 +86,10 @@ impl Telemetry {
                 "weft_requests_rejected_total",
                 "Requests refused before their records could be read, per signal and reason",
                 &["signal", "reason"],
+            ),
+            log_bodies_truncated: counter(
+                "weft_log_bodies_truncated_total",
+                "Log bodies cut at limits.max_log_body_bytes",
             ),
             http_request_seconds: histogram_vec(
                 "weft_http_request_duration_seconds",

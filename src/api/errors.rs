@@ -1,11 +1,14 @@
 //! The one place where error codes become HTTP and gRPC statuses, and where error bodies are
 //! shaped: `google.rpc.Status` for OTLP endpoints (in the request's encoding), a small JSON
-//! object for the query API.
+//! object for the query API. Retryable errors carry `Retry-After` (HTTP) or `RetryInfo` (gRPC),
+//! as the OTLP spec asks.
 
 use crate::error::{ErrorCode, ServiceError};
 use crate::ingest::decode::Format;
 use actix_web::http::StatusCode;
-use actix_web::HttpResponse;
+use actix_web::{HttpResponse, HttpResponseBuilder};
+use std::time::Duration;
+use tonic_types::{ErrorDetails, StatusExt};
 
 /// `google.rpc.Status`, which OTLP/HTTP uses for error bodies (details are not used).
 #[derive(Clone, PartialEq, prost::Message)]
@@ -21,7 +24,10 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
         ErrorCode::InvalidArgument => StatusCode::BAD_REQUEST,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Overloaded | ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -32,9 +38,11 @@ pub fn grpc_code(code: ErrorCode) -> tonic::Code {
         ErrorCode::InvalidArgument | ErrorCode::UnsupportedMediaType => {
             tonic::Code::InvalidArgument
         }
-        ErrorCode::PayloadTooLarge => tonic::Code::ResourceExhausted,
+        ErrorCode::PayloadTooLarge | ErrorCode::RateLimited => tonic::Code::ResourceExhausted,
+        ErrorCode::Unauthenticated => tonic::Code::Unauthenticated,
+        ErrorCode::PermissionDenied => tonic::Code::PermissionDenied,
         ErrorCode::NotFound => tonic::Code::NotFound,
-        ErrorCode::Unavailable => tonic::Code::Unavailable,
+        ErrorCode::Overloaded | ErrorCode::Unavailable => tonic::Code::Unavailable,
         ErrorCode::Internal => tonic::Code::Internal,
     }
 }
@@ -44,33 +52,35 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::InvalidArgument => "invalid_argument",
         ErrorCode::PayloadTooLarge => "payload_too_large",
         ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+        ErrorCode::Unauthenticated => "unauthenticated",
+        ErrorCode::PermissionDenied => "permission_denied",
         ErrorCode::NotFound => "not_found",
+        ErrorCode::Overloaded => "overloaded",
+        ErrorCode::RateLimited => "rate_limited",
         ErrorCode::Unavailable => "unavailable",
         ErrorCode::Internal => "internal",
     }
 }
 
-/// Seconds a client should wait before retrying a 503.
-const RETRY_AFTER_SECS: &str = "1";
-
-fn with_retry_after(
-    code: ErrorCode,
-    mut b: actix_web::HttpResponseBuilder,
-) -> actix_web::HttpResponseBuilder {
-    if code == ErrorCode::Unavailable {
-        b.insert_header(("Retry-After", RETRY_AFTER_SECS));
+fn builder(code: ErrorCode, retry_after: Option<Duration>) -> HttpResponseBuilder {
+    let mut b = HttpResponse::build(http_status(code));
+    if let Some(wait) = retry_after {
+        b.insert_header(("Retry-After", wait.as_secs().max(1).to_string()));
+    }
+    if code == ErrorCode::Unauthenticated {
+        b.insert_header(("WWW-Authenticate", "Bearer"));
     }
     b
 }
 
 /// An OTLP error reply: `google.rpc.Status` in the request's encoding (JSON when the request's
 /// own content type was not understood).
-pub fn otlp_error(code: ErrorCode, message: &str, format: Option<Format>) -> HttpResponse {
+pub fn otlp_error(e: &dyn ServiceError, format: Option<Format>) -> HttpResponse {
     let status = RpcStatus {
-        code: grpc_code(code) as i32,
-        message: message.to_string(),
+        code: grpc_code(e.code()) as i32,
+        message: e.to_string(),
     };
-    let mut b = with_retry_after(code, HttpResponse::build(http_status(code)));
+    let mut b = builder(e.code(), e.retry_after());
     match format {
         Some(Format::Protobuf) => b
             .content_type(Format::Protobuf.content_type())
@@ -79,21 +89,27 @@ pub fn otlp_error(code: ErrorCode, message: &str, format: Option<Format>) -> Htt
     }
 }
 
-pub fn otlp_service_error(e: &dyn ServiceError, format: Option<Format>) -> HttpResponse {
-    otlp_error(e.code(), &e.to_string(), format)
-}
-
 /// A query API error: `{"error": {"code": "...", "message": "..."}}`.
 pub fn json_error(code: ErrorCode, message: &str) -> HttpResponse {
-    with_retry_after(code, HttpResponse::build(http_status(code))).json(serde_json::json!({
+    builder(code, None).json(serde_json::json!({
         "error": {"code": code_name(code), "message": message}
     }))
 }
 
 pub fn json_service_error(e: &dyn ServiceError) -> HttpResponse {
-    json_error(e.code(), &e.to_string())
+    builder(e.code(), e.retry_after()).json(serde_json::json!({
+        "error": {"code": code_name(e.code()), "message": e.to_string()}
+    }))
 }
 
 pub fn grpc_status(e: &dyn ServiceError) -> tonic::Status {
-    tonic::Status::new(grpc_code(e.code()), e.to_string())
+    let code = grpc_code(e.code());
+    match e.retry_after() {
+        Some(wait) => tonic::Status::with_error_details(
+            code,
+            e.to_string(),
+            ErrorDetails::with_retry_info(Some(wait)),
+        ),
+        None => tonic::Status::new(code, e.to_string()),
+    }
 }

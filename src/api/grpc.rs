@@ -1,8 +1,9 @@
 //! OTLP/gRPC: the three export services over the same ingest path as OTLP/HTTP.
 
+use super::auth::Auth;
 use super::errors::grpc_status;
 use super::otlp_http::{logs_response, metrics_response, trace_response};
-use super::tenant;
+use crate::ingest::admission::{Admission, BYTES_PER_BODY_BYTE};
 use crate::ingest::otlp::{self, Converted};
 use crate::ingest::{IngestService, Outcome};
 use crate::model::Signal;
@@ -32,6 +33,7 @@ use tonic::{Request, Response, Status};
 #[derive(Clone)]
 pub struct OtlpGrpc {
     ingest: Arc<IngestService>,
+    auth: Arc<Auth>,
 }
 
 impl OtlpGrpc {
@@ -41,10 +43,24 @@ impl OtlpGrpc {
         signal: Signal,
         convert: impl FnOnce(&IngestService, Req) -> Converted,
         respond: fn(Outcome) -> Resp,
-    ) -> Result<Response<Resp>, Status> {
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: prost::Message,
+    {
         let started = Instant::now();
         let result = async {
-            let tenant = tenant::from_grpc(request.metadata()).map_err(|e| grpc_status(&e))?;
+            let tenant = self
+                .auth
+                .from_grpc(request.metadata())
+                .map_err(|e| grpc_status(&e))?;
+            // tonic has decoded the message already (bounded by max_message_bytes); charging
+            // it now still keeps the requests in flight, and the WAL queue, bounded.
+            let mut charge = Admission::empty_charge();
+            let size = request.get_ref().encoded_len() * BYTES_PER_BODY_BYTE;
+            if let Err(e) = self.ingest.admission().grow(&mut charge, size) {
+                self.ingest.count_refused_request(signal, e.reason());
+                return Err(grpc_status(&e));
+            }
             let converted = convert(&self.ingest, request.into_inner());
             self.ingest
                 .ingest(tenant, signal, converted)
@@ -120,10 +136,12 @@ impl MetricsService for OtlpGrpc {
 /// Serves the three services on `listener` until the process ends.
 pub async fn serve(
     ingest: Arc<IngestService>,
+    auth: Arc<Auth>,
     listener: tokio::net::TcpListener,
     max_message_bytes: usize,
+    shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
-    let svc = OtlpGrpc { ingest };
+    let svc = OtlpGrpc { ingest, auth };
     tonic::transport::Server::builder()
         .add_service(
             TraceServiceServer::new(svc.clone())
@@ -140,6 +158,9 @@ pub async fn serve(
                 .accept_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(max_message_bytes),
         )
-        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener),
+            shutdown,
+        )
         .await
 }

@@ -2,12 +2,12 @@
 //! the request, call one service, and map the result; nothing else lives here.
 //! May depend on `ingest`, `index`, `correlate`, `model`, `config`, `error` and `telemetry`.
 
+pub mod auth;
 pub mod errors;
 pub mod grpc;
 mod ops;
 mod otlp_http;
 mod query;
-pub mod tenant;
 
 use crate::config::Config;
 use crate::index::Store;
@@ -19,6 +19,7 @@ use std::time::Instant;
 
 pub struct AppState {
     pub config: Config,
+    pub auth: Arc<auth::Auth>,
     pub ingest: Arc<IngestService>,
     pub store: Arc<Store>,
 }

@@ -1,8 +1,10 @@
 //! OTLP/HTTP (`/v1/traces`, `/v1/logs`, `/v1/metrics`) and JSON-lines logs (`/api/v1/logs`,
 //! POST). Handlers only read the body, decode, and hand over to the ingest service.
 
-use super::errors::otlp_service_error;
+use super::errors::otlp_error;
 use super::AppState;
+use crate::error::ServiceError;
+use crate::ingest::admission::{Admission, AdmissionError, Charge, BYTES_PER_BODY_BYTE};
 use crate::ingest::decode::{self, DecodeError, Format};
 use crate::ingest::otlp::{self, Converted};
 use crate::ingest::{jsonlines, IngestService, Outcome};
@@ -23,32 +25,78 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Reads the body, refusing it as soon as it passes `limit` (before and after gzip).
+/// Why a body could not be read.
+enum BodyError {
+    Decode(DecodeError),
+    Admission(AdmissionError),
+}
+
+impl BodyError {
+    fn reason(&self) -> &'static str {
+        match self {
+            BodyError::Decode(e) => e.reason(),
+            BodyError::Admission(e) => e.reason(),
+        }
+    }
+
+    fn as_service_error(&self) -> &dyn ServiceError {
+        match self {
+            BodyError::Decode(e) => e,
+            BodyError::Admission(e) => e,
+        }
+    }
+}
+
+/// Reads the body, refusing it as soon as it passes `limit` (before and after gzip), and
+/// charges the in-flight budget for it before buffering: a flood gets 429s, not memory.
 async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
-    limit: usize,
-) -> Result<bytes::Bytes, DecodeError> {
-    let too_large = DecodeError::TooLarge {
-        limit,
-        inflated: false,
+    state: &AppState,
+    charge: &mut Charge,
+) -> Result<bytes::Bytes, BodyError> {
+    let limit = state.config.http.max_body_bytes;
+    let admission = state.ingest.admission();
+    let too_large = || {
+        BodyError::Decode(DecodeError::TooLarge {
+            limit,
+            inflated: false,
+        })
     };
     let declared: Option<usize> = header(req, "content-length").and_then(|v| v.parse().ok());
     if declared.is_some_and(|n| n > limit) {
-        return Err(too_large);
+        return Err(too_large());
+    }
+    if let Some(n) = declared {
+        admission.grow(charge, n).map_err(BodyError::Admission)?;
     }
     let mut body = bytes::BytesMut::with_capacity(declared.unwrap_or(8192).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| DecodeError::Protobuf {
-            message: "request body",
-            error: e.to_string(),
+        let chunk = chunk.map_err(|e| {
+            BodyError::Decode(DecodeError::Protobuf {
+                message: "request body",
+                error: e.to_string(),
+            })
         })?;
         if body.len() + chunk.len() > limit {
-            return Err(too_large);
+            return Err(too_large());
+        }
+        if declared.is_none() {
+            admission
+                .grow(charge, chunk.len())
+                .map_err(BodyError::Admission)?;
         }
         body.extend_from_slice(&chunk);
     }
-    decode::decompress(header(req, "content-encoding"), body.freeze(), limit)
+    let charged = declared.unwrap_or(body.len());
+    let body = decode::decompress(header(req, "content-encoding"), body.freeze(), limit)
+        .map_err(BodyError::Decode)?;
+    // Top up to the full charge for the decompressed body and what decoding makes of it.
+    let full = body.len() * BYTES_PER_BODY_BYTE;
+    admission
+        .grow(charge, full.saturating_sub(charged))
+        .map_err(BodyError::Admission)?;
+    Ok(body)
 }
 
 /// One OTLP/HTTP export: the shared path of the three signals.
@@ -67,19 +115,23 @@ where
     let ingest = &state.ingest;
     let refuse = |e: DecodeError, format: Option<Format>| {
         ingest.count_refused_request(signal, e.reason());
-        otlp_service_error(&e, format)
+        otlp_error(&e, format)
     };
     let format = match Format::from_content_type(header(&req, "content-type")) {
         Ok(f) => f,
         Err(e) => return refuse(e, None),
     };
-    let tenant = match super::tenant::from_http(&req) {
+    let tenant = match state.auth.from_http(&req) {
         Ok(t) => t,
-        Err(e) => return otlp_service_error(&e, Some(format)),
+        Err(e) => return otlp_error(&e, Some(format)),
     };
-    let body = match read_body(&req, payload, state.config.http.max_body_bytes).await {
+    let mut charge = Admission::empty_charge();
+    let body = match read_body(&req, payload, &state, &mut charge).await {
         Ok(b) => b,
-        Err(e) => return refuse(e, Some(format)),
+        Err(e) => {
+            ingest.count_refused_request(signal, e.reason());
+            return otlp_error(e.as_service_error(), Some(format));
+        }
     };
     let message: Req = match decode::decode_otlp(format, &body) {
         Ok(m) => m,
@@ -93,7 +145,7 @@ where
                 .body(respond(outcome)),
             Format::Json => HttpResponse::Ok().json(respond_json(outcome)),
         },
-        Err(e) => otlp_service_error(&e, Some(format)),
+        Err(e) => otlp_error(&e, Some(format)),
     }
 }
 
@@ -191,15 +243,16 @@ pub async fn json_lines(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let ingest = &state.ingest;
-    let tenant = match super::tenant::from_http(&req) {
+    let tenant = match state.auth.from_http(&req) {
         Ok(t) => t,
         Err(e) => return super::errors::json_service_error(&e),
     };
-    let body = match read_body(&req, payload, state.config.http.max_body_bytes).await {
+    let mut charge = Admission::empty_charge();
+    let body = match read_body(&req, payload, &state, &mut charge).await {
         Ok(b) => b,
         Err(e) => {
             ingest.count_refused_request(Signal::Logs, e.reason());
-            return super::errors::json_service_error(&e);
+            return super::errors::json_service_error(e.as_service_error());
         }
     };
     let converted = jsonlines::parse(&body, ingest.extractor(), crate::now_ns());

@@ -2,7 +2,7 @@
 //! blocking pool; handlers only parse parameters and shape JSON.
 
 use super::errors::{json_error, json_service_error};
-use super::{tenant, AppState};
+use super::AppState;
 use crate::error::ErrorCode;
 use crate::index::LogQuery;
 use crate::ingest::jsonlines::severity_number;
@@ -161,7 +161,7 @@ pub async fn trace(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let tenant = match tenant::from_http(&req) {
+    let tenant = match state.auth.from_http(&req) {
         Ok(t) => t,
         Err(e) => return json_service_error(&e),
     };
@@ -277,7 +277,7 @@ fn log_query(p: LogParams) -> Result<LogQuery, String> {
 /// `GET /api/v1/logs?q=&start=&end=&service=&severity=&limit=`: newest first. `severity` is a
 /// minimum: `warn` returns warnings, errors and fatals.
 pub async fn search_logs(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let tenant = match tenant::from_http(&req) {
+    let tenant = match state.auth.from_http(&req) {
         Ok(t) => t,
         Err(e) => return json_service_error(&e),
     };

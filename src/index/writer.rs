@@ -5,8 +5,9 @@ use super::{document, write_checkpoint, IndexError, Partition, PartitionKey, Sto
 use crate::config::IndexConfig;
 use crate::model::Batch;
 use crate::wal::Wal;
+use parking_lot::{Condvar, Mutex};
 use std::collections::{HashMap, HashSet};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tantivy::IndexWriter;
@@ -16,8 +17,8 @@ use tantivy::IndexWriter;
 const MAX_OPEN_WRITERS: usize = 6;
 
 pub enum IndexMsg {
-    /// A durable WAL entry.
-    Entry(u64, Arc<Batch>),
+    /// A durable WAL entry and its encoded size.
+    Entry(u64, Arc<Batch>, usize),
     /// Commit now; replies with the new checkpoint.
     Flush(mpsc::Sender<Result<u64, String>>),
 }
@@ -25,7 +26,33 @@ pub enum IndexMsg {
 /// Handle to the indexer thread; it ends when every sender is dropped, after a last commit.
 #[derive(Clone)]
 pub struct Indexer {
-    tx: SyncSender<IndexMsg>,
+    tx: Sender<IndexMsg>,
+    gate: Arc<ByteGate>,
+}
+
+/// Bounds the bytes of batches queued for the indexer: senders wait while it is full, which
+/// holds the WAL writer, which holds requests, which fills the in-flight budget: overload turns
+/// into 429s at the edge instead of memory growth here.
+struct ByteGate {
+    queued: Mutex<usize>,
+    room: Condvar,
+    limit: usize,
+}
+
+impl ByteGate {
+    fn enter(&self, bytes: usize) {
+        let mut queued = self.queued.lock();
+        // An entry larger than the whole bound still goes through when the queue is empty.
+        while *queued > 0 && *queued + bytes > self.limit {
+            self.room.wait(&mut queued);
+        }
+        *queued += bytes;
+    }
+
+    fn leave(&self, bytes: usize) {
+        *self.queued.lock() -= bytes;
+        self.room.notify_all();
+    }
 }
 
 struct OpenWriter {
@@ -38,6 +65,7 @@ struct OpenWriter {
 }
 
 struct Worker {
+    gate: Arc<ByteGate>,
     store: Arc<Store>,
     config: IndexConfig,
     writers: HashMap<PartitionKey, OpenWriter>,
@@ -58,8 +86,14 @@ impl Indexer {
         checkpoint: u64,
         wal: Arc<OnceLock<Wal>>,
     ) -> std::io::Result<Indexer> {
-        let (tx, rx) = mpsc::sync_channel(config.queue_batches);
+        let (tx, rx) = mpsc::channel();
+        let gate = Arc::new(ByteGate {
+            queued: Mutex::new(0),
+            room: Condvar::new(),
+            limit: config.queue_bytes,
+        });
         let mut worker = Worker {
+            gate: gate.clone(),
             store,
             config: config.clone(),
             writers: HashMap::new(),
@@ -71,13 +105,16 @@ impl Indexer {
         std::thread::Builder::new()
             .name("weft-indexer".into())
             .spawn(move || worker.run(rx))?;
-        Ok(Indexer { tx })
+        Ok(Indexer { tx, gate })
     }
 
     /// Queues an entry, waiting while the queue is full (back-pressure onto the WAL).
-    pub fn add(&self, seq: u64, batch: Arc<Batch>) {
-        // Only fails when the thread is gone, and then the WAL still holds the entry.
-        let _ = self.tx.send(IndexMsg::Entry(seq, batch));
+    pub fn add(&self, seq: u64, batch: Arc<Batch>, bytes: usize) {
+        self.gate.enter(bytes);
+        if self.tx.send(IndexMsg::Entry(seq, batch, bytes)).is_err() {
+            // The thread is gone; the WAL still holds the entry for the next start.
+            self.gate.leave(bytes);
+        }
     }
 
     /// Commits everything received so far and returns the checkpoint. Blocking.
@@ -97,7 +134,10 @@ impl Worker {
         loop {
             let wait = next_commit.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
-                Ok(IndexMsg::Entry(seq, batch)) => self.add(seq, &batch),
+                Ok(IndexMsg::Entry(seq, batch, bytes)) => {
+                    self.add(seq, &batch);
+                    self.gate.leave(bytes);
+                }
                 Ok(IndexMsg::Flush(reply)) => {
                     let _ = reply.send(self.commit().map_err(|e| e.to_string()));
                 }

@@ -205,7 +205,7 @@ pub fn parse(body: &[u8], extractor: &Extractor, now_ns: u64) -> Converted {
         }
         match parse_line(line, extractor, now_ns) {
             Ok(log) => out.records.push(Record::Log(log)),
-            Err(e) => out.reject(1, || format!("line {}: {e}", i + 1)),
+            Err(e) => out.reject("invalid", || format!("line {}: {e}", i + 1)),
         }
     }
     out

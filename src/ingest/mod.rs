@@ -2,15 +2,19 @@
 //! batch durable in the WAL before anyone is told it was accepted.
 //! May depend on `model`, `wal`, `config`, `error` and `telemetry`.
 
+pub mod admission;
 pub mod decode;
 pub mod jsonlines;
+pub mod limits;
 pub mod otlp;
 pub mod traceids;
 
+use crate::config::LimitsConfig;
 use crate::error::{ErrorCode, ServiceError};
 use crate::model::{Batch, Signal, TenantId};
 use crate::telemetry::Telemetry;
 use crate::wal::{Wal, WalError};
+use admission::{Admission, AdmissionError};
 use otlp::Converted;
 use std::sync::{Arc, OnceLock};
 use traceids::Extractor;
@@ -23,6 +27,8 @@ pub enum IngestError {
     AllRejected(String),
     #[error(transparent)]
     Wal(#[from] WalError),
+    #[error(transparent)]
+    Admission(#[from] AdmissionError),
 }
 
 impl ServiceError for IngestError {
@@ -31,6 +37,15 @@ impl ServiceError for IngestError {
             IngestError::NotReady => ErrorCode::Unavailable,
             IngestError::AllRejected(_) => ErrorCode::InvalidArgument,
             IngestError::Wal(e) => e.code(),
+            IngestError::Admission(e) => e.code(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            IngestError::Admission(e) => e.retry_after(),
+            IngestError::AllRejected(_) => None,
+            _ => Some(std::time::Duration::from_secs(1)),
         }
     }
 }
@@ -49,15 +64,29 @@ pub struct IngestService {
     wal: Arc<OnceLock<Wal>>,
     extractor: Extractor,
     telemetry: Arc<Telemetry>,
+    limits: LimitsConfig,
+    admission: Admission,
 }
 
 impl IngestService {
-    pub fn new(wal: Arc<OnceLock<Wal>>, extractor: Extractor, telemetry: Arc<Telemetry>) -> Self {
+    pub fn new(
+        wal: Arc<OnceLock<Wal>>,
+        extractor: Extractor,
+        telemetry: Arc<Telemetry>,
+        limits: LimitsConfig,
+    ) -> Self {
         Self {
             wal,
             extractor,
             telemetry,
+            admission: Admission::new(limits.max_inflight_bytes, limits.tenant_records_per_sec),
+            limits,
         }
+    }
+
+    /// The in-flight memory budget that request handlers charge before reading bodies.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
     }
 
     pub fn is_ready(&self) -> bool {
@@ -86,14 +115,18 @@ impl IngestService {
         &self,
         tenant: TenantId,
         signal: Signal,
-        converted: Converted,
+        mut converted: Converted,
     ) -> Result<Outcome, IngestError> {
         let noun = signal.as_str();
-        if converted.rejected > 0 {
+        let truncated = limits::enforce(&mut converted, &self.limits);
+        if truncated > 0 {
+            self.telemetry.log_bodies_truncated.inc_by(truncated);
+        }
+        for (reason, count) in &converted.reasons {
             self.telemetry
                 .records_rejected
-                .with_label_values(&[noun, "invalid"])
-                .inc_by(converted.rejected);
+                .with_label_values(&[noun, reason])
+                .inc_by(*count);
         }
         let message = converted.summary(signal.record_noun());
         let accepted = converted.records.len() as u64;
@@ -112,6 +145,14 @@ impl IngestService {
             self.count_refused_request(signal, "not_ready");
             return Err(IngestError::NotReady);
         };
+        if let Err(e) = self.admission.take_records(&tenant, accepted) {
+            self.count_refused_request(signal, e.reason());
+            self.telemetry
+                .records_rejected
+                .with_label_values(&[noun, e.reason()])
+                .inc_by(accepted);
+            return Err(e.into());
+        }
         let batch = Arc::new(Batch {
             tenant,
             records: converted.records,

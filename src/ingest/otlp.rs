@@ -21,12 +21,15 @@ const MAX_MESSAGES: usize = 5;
 pub struct Converted {
     pub records: Vec<Record>,
     pub rejected: u64,
+    /// Rejections per counter reason (`invalid`, `too_many_attributes`, …).
+    pub reasons: std::collections::BTreeMap<&'static str, u64>,
     pub messages: Vec<String>,
 }
 
 impl Converted {
-    pub(crate) fn reject(&mut self, count: u64, message: impl FnOnce() -> String) {
-        self.rejected += count;
+    pub(crate) fn reject(&mut self, reason: &'static str, message: impl FnOnce() -> String) {
+        self.rejected += 1;
+        *self.reasons.entry(reason).or_default() += 1;
         if self.messages.len() < MAX_MESSAGES {
             self.messages.push(message());
         }
@@ -141,7 +144,7 @@ pub fn spans(req: ExportTraceServiceRequest) -> Converted {
                 let (trace_id, span_id, parent_span_id, links) = match ids {
                     Ok(ids) => ids,
                     Err(msg) => {
-                        out.reject(1, || msg);
+                        out.reject("invalid", || msg);
                         continue;
                     }
                 };
@@ -190,19 +193,19 @@ pub fn logs(req: ExportLogsServiceRequest, extractor: &Extractor) -> Converted {
                 let trace_id = match optional_trace_id(&l.trace_id) {
                     Ok(t) => t,
                     Err(e) => {
-                        out.reject(1, || format!("{}.traceId: {e}", at()));
+                        out.reject("invalid", || format!("{}.traceId: {e}", at()));
                         continue;
                     }
                 };
                 let span_id = match optional_span_id(&l.span_id) {
                     Ok(s) => s,
                     Err(e) => {
-                        out.reject(1, || format!("{}.spanId: {e}", at()));
+                        out.reject("invalid", || format!("{}.spanId: {e}", at()));
                         continue;
                     }
                 };
                 if l.time_unix_nano == 0 && l.observed_time_unix_nano == 0 {
-                    out.reject(1, || {
+                    out.reject("invalid", || {
                         format!("{}: timeUnixNano or observedTimeUnixNano is required", at())
                     });
                     continue;
@@ -456,7 +459,7 @@ pub fn metrics(req: ExportMetricsServiceRequest) -> Converted {
             for (mi, m) in sm.metrics.into_iter().enumerate() {
                 let at = || format!("resourceMetrics[{ri}].scopeMetrics[{si}].metrics[{mi}]");
                 let Some(data) = m.data.as_ref() else {
-                    out.reject(1, || {
+                    out.reject("invalid", || {
                         format!(
                             "{} ({:?}) has no data (gauge, sum, histogram, …)",
                             at(),
@@ -490,7 +493,7 @@ pub fn metrics(req: ExportMetricsServiceRequest) -> Converted {
                             exemplars,
                             flags: c.flags,
                         })),
-                        Err(msg) => out.reject(1, || {
+                        Err(msg) => out.reject("invalid", || {
                             format!("{} ({:?}) dataPoints[{pi}] {msg}", at(), m.name)
                         }),
                     }

@@ -72,8 +72,9 @@ impl ServiceError for WalError {
     }
 }
 
-/// Where an entry goes once it is durable: the indexer's queue.
-pub type Sink = Box<dyn FnMut(u64, Arc<Batch>) + Send>;
+/// Where an entry goes once it is durable: the indexer's queue. Gets the sequence number, the
+/// batch and its encoded size (what the queue's byte bound counts).
+pub type Sink = Box<dyn FnMut(u64, Arc<Batch>, usize) + Send>;
 
 enum Command {
     Append {
@@ -203,7 +204,7 @@ impl Wal {
         data_dir: &Path,
         after_seq: u64,
         telemetry: &Telemetry,
-        f: &mut dyn FnMut(u64, Batch),
+        f: &mut dyn FnMut(u64, Batch, usize),
     ) -> io::Result<ReplayStats> {
         let dir = wal_dir(data_dir);
         let mut stats = ReplayStats::default();
@@ -213,7 +214,7 @@ impl Wal {
                 &path,
                 after_seq,
                 &mut |seq, payload| match postcard::from_bytes::<Batch>(payload) {
-                    Ok(batch) => f(seq, batch),
+                    Ok(batch) => f(seq, batch, payload.len()),
                     Err(e) => {
                         undecodable += 1;
                         tracing::error!(seq, error = %e, "WAL entry does not decode; skipped");
@@ -344,6 +345,7 @@ struct Writer {
 
 struct Pending {
     seq: u64,
+    bytes: usize,
     batch: Arc<Batch>,
     done: oneshot::Sender<Result<u64, WalError>>,
 }
@@ -390,7 +392,12 @@ impl Writer {
                         } else {
                             let seq = self.next_seq + group.len() as u64;
                             encode_entry(&mut buf, seq, &payload);
-                            group.push(Pending { seq, batch, done });
+                            group.push(Pending {
+                                seq,
+                                bytes: payload.len(),
+                                batch,
+                                done,
+                            });
                         }
                     }
                     Command::Sync => self.sync_if_needed(),
@@ -415,7 +422,7 @@ impl Writer {
                 self.telemetry.wal_bytes.inc_by(buf.len() as u64);
                 for p in group.drain(..) {
                     let _ = p.done.send(Ok(p.seq));
-                    (self.sink)(p.seq, p.batch);
+                    (self.sink)(p.seq, p.batch, p.bytes);
                 }
                 if self
                     .current

@@ -57,7 +57,7 @@ fn append_all(dir: &Path, next_seq: u64, numbers: &[u64], segment_bytes: u64) ->
             &config(segment_bytes),
             next_seq,
             Arc::new(Telemetry::new()),
-            Box::new(move |seq, _| sink_seen.lock().unwrap().push(seq)),
+            Box::new(move |seq, _, _| sink_seen.lock().unwrap().push(seq)),
         )
         .unwrap();
         let mut seqs = Vec::new();
@@ -83,7 +83,7 @@ fn append_all(dir: &Path, next_seq: u64, numbers: &[u64], segment_bytes: u64) ->
 
 fn replay_all(dir: &Path, after: u64) -> (Vec<(u64, u64)>, ReplayStats) {
     let mut got = Vec::new();
-    let stats = Wal::replay(dir, after, &Telemetry::new(), &mut |seq, b| {
+    let stats = Wal::replay(dir, after, &Telemetry::new(), &mut |seq, b, _| {
         got.push((seq, entry_number(&b)))
     })
     .unwrap();
@@ -129,7 +129,7 @@ fn truncation_deletes_only_fully_checkpointed_segments() {
             &config(1024 * 1024),
             6,
             Arc::new(Telemetry::new()),
-            Box::new(|_, _| {}),
+            Box::new(|_, _, _| {}),
         )
         .unwrap();
         wal.truncate_through(2); // segment 1 holds 1..=3: kept
