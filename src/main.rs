@@ -17,7 +17,8 @@ struct Cli {
 enum Command {
     /// Run the server: OTLP/HTTP, OTLP/gRPC, the query API.
     Serve {
-        /// Settings file; defaults to config/weft.toml when it exists, else built-in defaults.
+        /// Settings file; defaults to $WEFT_CONFIG, then config/weft.toml when it exists, then
+        /// built-in defaults.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -42,7 +43,9 @@ fn load(path: Option<PathBuf>) -> Result<Config, weft::config::ConfigError> {
         .filter(|(k, _)| k.starts_with("WEFT_"))
         .collect();
     let default_file = PathBuf::from("config/weft.toml");
-    let path = path.or_else(|| default_file.exists().then_some(default_file));
+    let path = path
+        .or_else(|| env.get("WEFT_CONFIG").map(PathBuf::from))
+        .or_else(|| default_file.exists().then_some(default_file));
     Config::load(path.as_deref(), &env)
 }
 

@@ -42,7 +42,25 @@ impl Server {
 
     /// Starts the binary and waits for its `listening` line, not for readiness.
     pub fn spawn(data_dir: &Path, env: Env) -> Result<Server, String> {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+        Server::spawn_under(data_dir, env, None)
+    }
+
+    /// Like `spawn`, with shell commands run first in the server's process (`ulimit -f 64`).
+    pub fn spawn_under(
+        data_dir: &Path,
+        env: Env,
+        shell_prefix: Option<&str>,
+    ) -> Result<Server, String> {
+        let mut cmd = match shell_prefix {
+            None => Command::new(env!("CARGO_BIN_EXE_weft")),
+            Some(prefix) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("{prefix}; exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_weft"));
+                c
+            }
+        };
         cmd.arg("serve")
             .env("WEFT_DATA_DIR", data_dir)
             .env("WEFT_HTTP_LISTEN", "127.0.0.1:0")
@@ -129,10 +147,21 @@ impl Server {
         let headers: Vec<(&str, &str)> = tenant
             .map(|t| vec![("x-scope-orgid", t)])
             .unwrap_or_default();
+        self.wait_for_trace_with(trace_id, &headers, spans, logs)
+    }
+
+    /// `wait_for_trace` with any request headers (a bearer token, say).
+    pub fn wait_for_trace_with(
+        &self,
+        trace_id: &str,
+        headers: &[(&str, &str)],
+        spans: usize,
+        logs: usize,
+    ) -> Value {
         let mut last = Value::Null;
         let ok = poll(Duration::from_secs(15), || {
             let (status, body) =
-                get_json(&self.url(&format!("/api/v1/traces/{trace_id}")), &headers);
+                get_json(&self.url(&format!("/api/v1/traces/{trace_id}")), headers);
             let done = status == 200
                 && body["spans"].as_array().map_or(0, Vec::len) >= spans
                 && body["logs"].as_array().map_or(0, Vec::len) >= logs;
@@ -144,6 +173,21 @@ impl Server {
             "trace {trace_id} did not show {spans} spans and {logs} logs; last reply: {last}"
         );
         last
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory of the server process, from /proc, in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
     }
 
     /// The value of one sample in `/metrics`, by its full name with labels.
