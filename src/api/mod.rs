@@ -7,7 +7,7 @@ pub mod errors;
 pub mod grpc;
 mod ops;
 mod otlp_http;
-mod query;
+pub mod query;
 
 use crate::config::Config;
 use crate::index::Store;

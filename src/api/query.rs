@@ -231,6 +231,12 @@ pub fn parse_time_param(name: &str, v: &str, now_ns: u64) -> Result<u64, String>
     })
 }
 
+/// Parses a log search's query string (`q=…&start=…`) into a query.
+pub fn parse_log_params(query_string: &str) -> Result<LogQuery, String> {
+    let params = web::Query::<LogParams>::from_query(query_string).map_err(|e| e.to_string())?;
+    log_query(params.into_inner())
+}
+
 fn log_query(p: LogParams) -> Result<LogQuery, String> {
     let now = crate::now_ns();
     let start_ns = p
@@ -281,11 +287,7 @@ pub async fn search_logs(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
         Ok(t) => t,
         Err(e) => return json_service_error(&e),
     };
-    let params = match web::Query::<LogParams>::from_query(req.query_string()) {
-        Ok(p) => p.into_inner(),
-        Err(e) => return json_error(ErrorCode::InvalidArgument, &e.to_string()),
-    };
-    let query = match log_query(params) {
+    let query = match parse_log_params(req.query_string()) {
         Ok(q) => q,
         Err(e) => return json_error(ErrorCode::InvalidArgument, &e),
     };

@@ -1,7 +1,7 @@
 //! Reads: everything of one trace, and log search. Each runs over the partitions it needs,
 //! always filtered by tenant. Blocking: call from `spawn_blocking`.
 
-use super::{schema::TIME, IndexError, Partition, Store};
+use super::{schema::TIME, Fields, IndexError, Partition, Store};
 use crate::model::{LogRecord, MetricPoint, Record, Signal, Span, TenantId, TraceId};
 use std::ops::Bound;
 use tantivy::collector::TopDocs;
@@ -31,6 +31,19 @@ pub struct LogQuery {
     pub service: Option<String>,
     pub min_severity: Option<u64>,
     pub limit: usize,
+}
+
+/// A user's log query in tantivy syntax: words are ANDed, the body is the default field.
+pub fn parse_text_query(fields: &Fields, q: &str) -> Result<Box<dyn Query>, IndexError> {
+    let mut parser = QueryParser::new(
+        fields.schema.clone(),
+        vec![fields.body],
+        tantivy::tokenizer::TokenizerManager::default(),
+    );
+    parser.set_conjunction_by_default();
+    parser
+        .parse_query(q)
+        .map_err(|e| IndexError::Query(format!("q: {e}")))
 }
 
 impl Store {
@@ -108,16 +121,7 @@ impl Store {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> =
             vec![(Occur::Must, self.term(self.fields.tenant, tenant.as_str()))];
         if !q.q.trim().is_empty() {
-            let mut parser = QueryParser::new(
-                self.fields.schema.clone(),
-                vec![self.fields.body],
-                tantivy::tokenizer::TokenizerManager::default(),
-            );
-            parser.set_conjunction_by_default();
-            let parsed = parser
-                .parse_query(&q.q)
-                .map_err(|e| IndexError::Query(format!("q: {e}")))?;
-            clauses.push((Occur::Must, parsed));
+            clauses.push((Occur::Must, parse_text_query(&self.fields, &q.q)?));
         }
         let start = q.start_ns.unwrap_or(0);
         let end = q.end_ns.unwrap_or(u64::MAX);

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for SECONDS each (default 20), seeded with the official OTLP examples.
+# cargo fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds=${1:-20}
+fixtures=../../shared/fixtures/otlp-examples
+export RUSTC_BOOTSTRAP=1
+
+seed() { # target, fixture file: the JSON body behind a selector byte that picks JSON
+  mkdir -p "corpus/$1"
+  { printf '\001'; cat "$fixtures/$2"; } > "corpus/$1/$2"
+}
+seed otlp_traces trace.json
+seed otlp_logs logs.json
+seed otlp_logs events.json
+seed otlp_metrics metrics.json
+mkdir -p corpus/json_lines corpus/trace_ids corpus/query_params corpus/gzip_body
+printf '%s\n' '{"ts":"2026-11-26T10:00:00Z","level":"error","msg":"x traceparent=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","service":"checkout"}' > corpus/json_lines/seed
+printf 'uber-trace-id: 4bf92f3577b34da6:00f067aa0ba902b7:0:1 Root=1-5759e988-bd862e3fe1be46a994272793 dd.trace_id=5208512171318403364' > corpus/trace_ids/seed
+printf 'q=card%%20declined&start=now-15m&severity=warn&limit=5' > corpus/query_params/seed
+gzip -c "$fixtures/logs.json" > corpus/gzip_body/seed
+
+cargo fuzz build
+for target in $(cargo fuzz list); do
+  echo "fuzz: $target for ${seconds}s"
+  cargo fuzz run "$target" "corpus/$target" -- \
+    -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=512 -print_final_stats=0
+done
+echo "fuzz: every target ran ${seconds}s without a crash"
