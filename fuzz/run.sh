@@ -22,9 +22,15 @@ printf 'q=card%%20declined&start=now-15m&severity=warn&limit=5' > corpus/query_p
 gzip -c "$fixtures/logs.json" > corpus/gzip_body/seed
 
 cargo fuzz build
+mkdir -p logs
 for target in $(cargo fuzz list); do
-  echo "fuzz: $target for ${seconds}s"
-  cargo fuzz run "$target" "corpus/$target" -- \
-    -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=512 -print_final_stats=0
+  if cargo fuzz run "$target" "corpus/$target" -- -max_total_time="$seconds" \
+      -rss_limit_mb=2048 -malloc_limit_mb=512 > "logs/$target.log" 2>&1; then
+    echo "fuzz: $target: $(grep -E '^#[0-9]+ +DONE' "logs/$target.log" | tail -1)"
+  else
+    echo "fuzz: $target FAILED; the end of its log:" >&2
+    grep -v NEW_FUNC "logs/$target.log" | tail -60 >&2
+    exit 1
+  fi
 done
 echo "fuzz: every target ran ${seconds}s without a crash"

@@ -213,7 +213,8 @@ pub fn parse_time_param(name: &str, v: &str, now_ns: u64) -> Result<u64, String>
             .strip_prefix('-')
             .and_then(|d| {
                 let unit = d.chars().last()?;
-                let n: u64 = d[..d.len() - 1].parse().ok()?;
+                // The unit may be any character, so cut on its boundary, not one byte back.
+                let n: u64 = d[..d.len() - unit.len_utf8()].parse().ok()?;
                 let secs = match unit {
                     's' => 1,
                     'm' => 60,
@@ -325,6 +326,8 @@ mod tests {
         let err = parse_time_param("end", "tomorrow", now).unwrap_err();
         assert!(err.starts_with("end:"), "{err}");
         assert!(parse_time_param("start", "now-3y", now).is_err());
+        // Found by the query_params fuzzer: a multi-byte unit once split a character.
+        assert!(parse_time_param("start", "now-15\u{99}", now).is_err());
     }
 
     #[test]
