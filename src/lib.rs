@@ -13,6 +13,7 @@
 //! nothing inside the crate. `server` wires them together.
 
 pub mod api;
+pub mod bench;
 pub mod config;
 pub mod error;
 pub mod index;

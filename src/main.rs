@@ -21,11 +21,19 @@ enum Command {
         /// built-in defaults.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// `null` acknowledges without storing anything: the benchmark's ceiling.
+        #[arg(long, value_enum, default_value = "wal")]
+        sink: weft::server::SinkMode,
     },
     /// Print the effective settings (defaults, file and WEFT_* variables) as TOML.
     Config {
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Benchmarks that print figures (see BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        what: Bench,
     },
     /// Make a bearer token for a tenant (or hash a given one) and print the [[auth.tokens]]
     /// entry for config/weft.toml. Only the hash goes into the config.
@@ -36,6 +44,138 @@ enum Command {
         #[arg(long)]
         token: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// weft against its own ceiling (`serve --sink null`) per signal in the same run, then
+    /// query latencies over a loaded data set. Starts its own servers from this binary.
+    Run {
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        /// Spans and (separately) logs loaded before the query figures.
+        #[arg(long, default_value_t = 200_000)]
+        query_records: u64,
+        /// Queries of each kind.
+        #[arg(long, default_value_t = 500)]
+        queries: usize,
+    },
+    /// Send generated OTLP to any endpoint and report what was acknowledged.
+    Load {
+        /// OTLP/HTTP base URL.
+        #[arg(long, default_value = "http://127.0.0.1:4318")]
+        endpoint: String,
+        /// Send OTLP/gRPC to this URL (e.g. http://127.0.0.1:4317) instead of HTTP.
+        #[arg(long)]
+        grpc: Option<String>,
+        #[arg(long, value_enum, default_value = "spans")]
+        signal: SignalArg,
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Records per second over all connections; 0 is as fast as acknowledged.
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Records per request (default: 500 spans, 1000 logs, 500 points).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Stop after this many acknowledged records.
+        #[arg(long)]
+        records: Option<u64>,
+        #[arg(long, default_value = "/v1/traces")]
+        traces_path: String,
+        #[arg(long, default_value = "/v1/logs")]
+        logs_path: String,
+        #[arg(long, default_value = "/v1/metrics")]
+        metrics_path: String,
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Measure freshness by polling weft's trace API (weft only).
+        #[arg(long)]
+        freshness: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SignalArg {
+    Spans,
+    Logs,
+    Metrics,
+}
+
+fn bench(what: Bench) -> Result<(), String> {
+    match what {
+        Bench::Run {
+            seconds,
+            connections,
+            query_records,
+            queries,
+        } => weft::bench::run_suite(&weft::bench::SuiteOptions {
+            seconds,
+            connections,
+            query_records,
+            queries,
+        }),
+        Bench::Load {
+            endpoint,
+            grpc,
+            signal,
+            connections,
+            seconds,
+            rate,
+            batch,
+            records,
+            traces_path,
+            logs_path,
+            metrics_path,
+            tenant,
+            freshness,
+        } => {
+            use weft::bench::load::{self, percentile};
+            let signal = match signal {
+                SignalArg::Spans => weft::model::Signal::Spans,
+                SignalArg::Logs => weft::model::Signal::Logs,
+                SignalArg::Metrics => weft::model::Signal::Metrics,
+            };
+            let mut opts = load::LoadOptions::new(&endpoint, signal);
+            opts.grpc = grpc;
+            opts.connections = connections.max(1);
+            opts.duration = std::time::Duration::from_secs(seconds);
+            opts.rate = rate;
+            opts.batch = batch.unwrap_or(opts.batch).max(1);
+            opts.max_records = records;
+            opts.traces_path = traces_path;
+            opts.logs_path = logs_path;
+            opts.metrics_path = metrics_path;
+            opts.tenant = tenant;
+            opts.probe_freshness = freshness;
+            let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+            let r = rt.block_on(load::run(opts))?;
+            let ms = |v: Option<u64>, div: f64| {
+                v.map_or("-".into(), |v| format!("{:.1}", v as f64 / div))
+            };
+            println!(
+                "{}: {} acknowledged in {:.1} s = {:.0}/s, {:.1} MB/s; {} requests, {} failed; \
+                 ack p50 {} ms p99 {} ms; freshness p50 {} ms p99 {} ms ({} probes)",
+                signal.as_str(),
+                r.records,
+                r.elapsed.as_secs_f64(),
+                r.records_per_sec(),
+                r.mb_per_sec(),
+                r.requests,
+                r.failures,
+                ms(percentile(&r.ack_us, 0.5), 1000.0),
+                ms(percentile(&r.ack_us, 0.99), 1000.0),
+                ms(percentile(&r.freshness_ms, 0.5), 1.0),
+                ms(percentile(&r.freshness_ms, 0.99), 1.0),
+                r.freshness_ms.len(),
+            );
+            Ok(())
+        }
+    }
 }
 
 fn load(path: Option<PathBuf>) -> Result<Config, weft::config::ConfigError> {
@@ -53,12 +193,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     weft::telemetry::init_logging(std::env::var("WEFT_LOG").ok().as_deref());
     let result = match cli.command {
-        Command::Serve { config } => load(config)
+        Command::Serve { config, sink } => load(config)
             .map_err(|e| e.to_string())
-            .and_then(|c| weft::server::serve(c).map_err(|e| e.to_string())),
+            .and_then(|c| weft::server::serve(c, sink).map_err(|e| e.to_string())),
         Command::Config { config } => load(config).map_err(|e| e.to_string()).map(|c| {
             print!("{}", toml::to_string(&c).expect("settings serialize"));
         }),
+        Command::Bench { what } => bench(what),
         Command::Token { tenant, token } => weft::model::TenantId::new(&tenant)
             .map_err(|e| e.to_string())
             .map(|_| {

@@ -7,7 +7,7 @@ use crate::api::{self, AppState, Routes};
 use crate::config::Config;
 use crate::index::{read_checkpoint, Indexer, Store};
 use crate::ingest::traceids::Extractor;
-use crate::ingest::IngestService;
+use crate::ingest::{IngestService, Sink};
 use crate::telemetry::Telemetry;
 use crate::wal::Wal;
 use actix_web::{web, HttpServer};
@@ -93,7 +93,16 @@ fn replay_then_open(
     Ok(())
 }
 
-pub fn serve(config: Config) -> Result<(), ServeError> {
+/// Where `weft serve` puts what it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SinkMode {
+    /// The write-ahead log and the indexes: the normal mode.
+    Wal,
+    /// Nowhere: receive, decode, validate and acknowledge only. The benchmark's ceiling.
+    Null,
+}
+
+pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
     // Past a file size limit (RLIMIT_FSIZE) writes must fail with EFBIG, which the WAL turns
     // into 503s, instead of SIGXFSZ killing the process.
     // SAFETY: installs the "ignore" disposition for one signal; no handler code runs.
@@ -111,8 +120,12 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     let indexer = Indexer::start(store.clone(), &config.index, checkpoint, wal_cell.clone())
         .map_err(io("cannot start the indexer"))?;
     let extractor = Extractor::new(&config.extract)?;
+    let sink = match mode {
+        SinkMode::Wal => Sink::Wal(wal_cell.clone()),
+        SinkMode::Null => Sink::Null,
+    };
     let ingest = Arc::new(IngestService::new(
-        wal_cell.clone(),
+        sink,
         extractor,
         telemetry.clone(),
         config.limits.clone(),
@@ -155,7 +168,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         })
         .map_err(io("cannot start the gRPC thread"))?;
 
-    {
+    if mode == SinkMode::Wal {
         let config = config.clone();
         let indexer = indexer.clone();
         let telemetry = telemetry.clone();

@@ -16,6 +16,7 @@ mod query;
 mod schema;
 mod writer;
 
+pub use document::build as build_document;
 pub use query::{parse_text_query, LogQuery, TraceRecords};
 pub use schema::Fields;
 pub use writer::{IndexMsg, Indexer};

@@ -1,0 +1,11 @@
+//! Benchmarks that print figures: a load generator (`weft bench load`) that any OTLP endpoint
+//! can be measured with, and the suite (`weft bench run`) that measures weft against its own
+//! ceiling — the same server with `--sink null`, which receives and decodes but stores
+//! nothing — in the same run, so every figure also stands as a ratio on a noisy machine.
+//! Nothing here is used by the server.
+
+pub mod gen;
+pub mod load;
+mod suite;
+
+pub use suite::{run_suite, SuiteOptions};

@@ -1,0 +1,308 @@
+//! `weft bench run`: per signal, the same load against a ceiling server (`--sink null`) and a
+//! real one, each started fresh from this binary on a temporary directory; then queries over a
+//! loaded data set. Prints Markdown tables.
+
+use super::gen::Generator;
+use super::load::{self, percentile, LoadOptions, LoadReport};
+use crate::model::Signal;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct SuiteOptions {
+    pub seconds: u64,
+    pub connections: usize,
+    /// Spans and logs loaded before the query figures are taken.
+    pub query_records: u64,
+    /// Queries of each kind.
+    pub queries: usize,
+}
+
+/// A `weft serve` child process on a temporary data directory.
+struct Served {
+    child: Child,
+    http: String,
+    dir: PathBuf,
+}
+
+impl Served {
+    fn start(sink: &str) -> Result<Served, String> {
+        let dir =
+            std::env::temp_dir().join(format!("weft-bench-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut child = Command::new(exe)
+            .args(["serve", "--sink", sink])
+            .env("WEFT_DATA_DIR", &dir)
+            .env("WEFT_HTTP_LISTEN", "127.0.0.1:0")
+            .env("WEFT_GRPC_LISTEN", "127.0.0.1:0")
+            .env("WEFT_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped"))
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let v: serde_json::Value =
+            serde_json::from_str(&line).map_err(|_| format!("weft did not start: {line:?}"))?;
+        let http = format!("http://{}", v["http"].as_str().unwrap_or_default());
+        let served = Served { child, http, dir };
+        let started = Instant::now();
+        while reqwest::blocking::get(format!("{}/readyz", served.http))
+            .map(|r| !r.status().is_success())
+            .unwrap_or(true)
+        {
+            if started.elapsed() > Duration::from_secs(60) {
+                return Err("weft did not become ready".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(served)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// User plus system CPU seconds the server has used.
+    fn cpu_secs(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+            + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        // SAFETY: sysconf reads a constant of the running system.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        ticks / hz.max(1.0)
+    }
+
+    /// Peak resident memory (VmHWM) in bytes.
+    fn peak_rss(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
+    fn metric(&self, sample: &str) -> f64 {
+        reqwest::blocking::get(format!("{}/metrics", self.http))
+            .and_then(|r| r.text())
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Waits until `count` documents of `signal` are searchable; returns how long it took.
+    fn wait_indexed(&self, signal: Signal, count: u64) -> Duration {
+        let started = Instant::now();
+        let sample = format!("weft_index_documents{{signal=\"{}\"}}", signal.as_str());
+        while (self.metric(&sample) as u64) < count && started.elapsed() < Duration::from_secs(600)
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        started.elapsed()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+struct Measured {
+    report: LoadReport,
+    cpu_secs: f64,
+    peak_rss: u64,
+    index_bytes: Option<u64>,
+}
+
+fn measure(
+    sink: &str,
+    signal: Signal,
+    opts: &SuiteOptions,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Measured, String> {
+    let served = Served::start(sink)?;
+    let mut lo = LoadOptions::new(&served.http, signal);
+    lo.connections = opts.connections;
+    lo.duration = Duration::from_secs(opts.seconds);
+    lo.probe_freshness = sink == "wal" && signal != Signal::Metrics;
+    let cpu0 = served.cpu_secs();
+    let report = rt.block_on(load::run(lo))?;
+    let cpu_secs = served.cpu_secs() - cpu0;
+    let index_bytes = (sink == "wal").then(|| {
+        served.wait_indexed(signal, report.records);
+        // Give background merges a moment: the figure is for committed, merged data.
+        std::thread::sleep(Duration::from_secs(3));
+        dir_bytes(&served.dir.join("index").join(signal.as_str()))
+    });
+    Ok(Measured {
+        peak_rss: served.peak_rss(),
+        report,
+        cpu_secs,
+        index_bytes,
+    })
+}
+
+fn ms(us: Option<u64>) -> String {
+    us.map_or("–".into(), |v| format!("{:.1}", v as f64 / 1000.0))
+}
+
+/// Runs the whole suite and prints its tables.
+pub fn run_suite(opts: &SuiteOptions) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    println!(
+        "## Ingest ({} s per run, {} connections, OTLP/HTTP protobuf)\n",
+        opts.seconds, opts.connections
+    );
+    println!("| signal | sink | records/s | MB/s | ack p50 ms | ack p99 ms | fresh p50 ms | fresh p99 ms | CPU-s per M | peak RSS MiB | bytes/record | vs ceiling |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for signal in Signal::ALL {
+        let ceiling = measure("null", signal, opts, &rt)?;
+        let weft = measure("wal", signal, opts, &rt)?;
+        for (name, m) in [("null (ceiling)", &ceiling), ("wal + index", &weft)] {
+            let r = &m.report;
+            let per_m = m.cpu_secs / (r.records as f64 / 1e6).max(1e-9);
+            println!(
+                "| {} | {} | {:.0} | {:.1} | {} | {} | {} | {} | {:.1} | {} | {} | {:.2} |",
+                signal.as_str(),
+                name,
+                r.records_per_sec(),
+                r.mb_per_sec(),
+                ms(percentile(&r.ack_us, 0.5)),
+                ms(percentile(&r.ack_us, 0.99)),
+                percentile(&r.freshness_ms, 0.5).map_or("–".into(), |v| v.to_string()),
+                percentile(&r.freshness_ms, 0.99).map_or("–".into(), |v| v.to_string()),
+                per_m,
+                m.peak_rss >> 20,
+                m.index_bytes.map_or("–".into(), |b| format!(
+                    "{:.0}",
+                    b as f64 / r.records.max(1) as f64
+                )),
+                r.records_per_sec() / ceiling.report.records_per_sec().max(1e-9),
+            );
+            if r.failures > 0 {
+                println!(
+                    "|   | {} failed requests of {} | | | | | | | | | | |",
+                    r.failures, r.requests
+                );
+            }
+        }
+    }
+    query_figures(opts, &rt)
+}
+
+/// Loads `query_records` spans and logs, then times queries over many different IDs and words.
+fn query_figures(opts: &SuiteOptions, rt: &tokio::runtime::Runtime) -> Result<(), String> {
+    let served = Served::start("wal")?;
+    let mut ids = Vec::new();
+    for signal in [Signal::Spans, Signal::Logs] {
+        let mut lo = LoadOptions::new(&served.http, signal);
+        lo.connections = opts.connections;
+        lo.duration = Duration::from_secs(3600);
+        lo.max_records = Some(opts.query_records);
+        let report = rt.block_on(load::run(lo))?;
+        served.wait_indexed(signal, report.records);
+        if signal == Signal::Spans {
+            ids = report.trace_ids;
+        }
+    }
+    let spans = served.metric("weft_index_documents{signal=\"spans\"}") as u64;
+    let logs = served.metric("weft_index_documents{signal=\"logs\"}") as u64;
+    println!(
+        "\n## Queries ({spans} spans and {logs} logs loaded; {} of each query, one at a time)\n",
+        opts.queries
+    );
+    println!("| query | p50 ms | p99 ms | mean hits |");
+    println!("|---|---|---|---|");
+    let http = reqwest::blocking::Client::new();
+    let time = |name: &str, urls: Vec<String>, hits: &dyn Fn(&serde_json::Value) -> usize| {
+        let mut us = Vec::with_capacity(urls.len());
+        let mut total_hits = 0usize;
+        for url in &urls {
+            let t0 = Instant::now();
+            let body: serde_json::Value = http
+                .get(url)
+                .send()
+                .and_then(|r| r.json())
+                .unwrap_or_default();
+            us.push(t0.elapsed().as_micros() as u64);
+            total_hits += hits(&body);
+        }
+        us.sort_unstable();
+        println!(
+            "| {name} | {} | {} | {:.1} |",
+            ms(percentile(&us, 0.5)),
+            ms(percentile(&us, 0.99)),
+            total_hits as f64 / urls.len().max(1) as f64
+        );
+    };
+    let mut gen = Generator::new(7);
+    let n = opts.queries;
+    let trace_urls: Vec<String> = ids
+        .iter()
+        .cycle()
+        .step_by(7)
+        .take(n.min(ids.len().max(1)))
+        .map(|id| format!("{}/api/v1/traces/{id}", served.http))
+        .collect();
+    time(
+        "trace by ID with its logs and exemplars",
+        trace_urls,
+        &|b| b["spans"].as_array().map_or(0, Vec::len),
+    );
+    let word_urls = (0..n)
+        .map(|_| format!("{}/api/v1/logs?q={}&limit=100", served.http, gen.word()))
+        .collect();
+    time("log search, one word, newest 100", word_urls, &|b| {
+        b["count"].as_u64().unwrap_or(0) as usize
+    });
+    let pair_urls = (0..n)
+        .map(|_| {
+            format!(
+                "{}/api/v1/logs?q={}%20{}&severity=error&limit=20",
+                served.http,
+                gen.word(),
+                gen.word()
+            )
+        })
+        .collect();
+    time(
+        "log search, two words + severity, newest 20",
+        pair_urls,
+        &|b| b["count"].as_u64().unwrap_or(0) as usize,
+    );
+    println!("\nMetric queries and timelines are not measured yet: their API is the correlation issue's.");
+    Ok(())
+}
