@@ -222,12 +222,11 @@ async fn connection(
                 .connect()
                 .await
                 .map_err(|e| format!("cannot connect to {url}: {e}"))?;
-            Client::Grpc {
-                traces: TraceServiceClient::new(channel.clone())
-                    .max_decoding_message_size(64 << 20),
+            Client::Grpc(Box::new(GrpcClients {
+                traces: TraceServiceClient::new(channel.clone()),
                 logs: LogsServiceClient::new(channel.clone()),
                 metrics: MetricsServiceClient::new(channel),
-            }
+            }))
         }
     };
     let prober = reqwest::Client::new();
