@@ -249,6 +249,9 @@ async fn connection(
         if per_conn_rate > 0.0 {
             let due = started + Duration::from_secs_f64(sent_records as f64 / per_conn_rate);
             tokio::time::sleep_until(due.into()).await;
+            if started.elapsed() >= opts.duration {
+                break;
+            }
         }
         let now_ns = crate::now_ns();
         let (request, records, trace_id) = match opts.signal {
