@@ -12,7 +12,11 @@ fn load(args: &[&str]) -> u64 {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // "spans: 1234 acknowledged in ..."
     let acked = text
         .split_whitespace()
@@ -27,14 +31,58 @@ fn load(args: &[&str]) -> u64 {
 fn what_the_generator_reports_is_what_weft_accepted() {
     let s = Server::start(&[]);
     let endpoint = s.url("");
-    let spans = load(&["--endpoint", &endpoint, "--signal", "spans", "--records", "2000", "--connections", "2", "--freshness"]);
-    let logs = load(&["--endpoint", &endpoint, "--grpc", &s.grpc_url(), "--signal", "logs", "--records", "3000", "--batch", "500"]);
-    let points = load(&["--endpoint", &endpoint, "--signal", "metrics", "--seconds", "1", "--rate", "2000", "--batch", "100"]);
+    let spans = load(&[
+        "--endpoint",
+        &endpoint,
+        "--signal",
+        "spans",
+        "--records",
+        "2000",
+        "--connections",
+        "2",
+        "--freshness",
+    ]);
+    let logs = load(&[
+        "--endpoint",
+        &endpoint,
+        "--grpc",
+        &s.grpc_url(),
+        "--signal",
+        "logs",
+        "--records",
+        "3000",
+        "--batch",
+        "500",
+    ]);
+    let points = load(&[
+        "--endpoint",
+        &endpoint,
+        "--signal",
+        "metrics",
+        "--seconds",
+        "1",
+        "--rate",
+        "2000",
+        "--batch",
+        "100",
+    ]);
     assert!(spans >= 2000 && logs >= 3000 && points > 0);
-    assert!(points <= 2000 + 100 * 8, "rate-limited to about 2000 points/s, got {points}");
-    assert_eq!(s.metric("weft_records_accepted_total{signal=\"spans\"}"), spans as f64);
-    assert_eq!(s.metric("weft_records_accepted_total{signal=\"logs\"}"), logs as f64);
-    assert_eq!(s.metric("weft_records_accepted_total{signal=\"metrics\"}"), points as f64);
+    assert!(
+        points <= 2000 + 100 * 8,
+        "rate-limited to about 2000 points/s, got {points}"
+    );
+    assert_eq!(
+        s.metric("weft_records_accepted_total{signal=\"spans\"}"),
+        spans as f64
+    );
+    assert_eq!(
+        s.metric("weft_records_accepted_total{signal=\"logs\"}"),
+        logs as f64
+    );
+    assert_eq!(
+        s.metric("weft_records_accepted_total{signal=\"metrics\"}"),
+        points as f64
+    );
     // Every log carried ~300 bytes and some of them a trace ID only in their text.
     let (_, found) = s.get_json("/api/v1/logs?q=traceparent&limit=5");
     assert!(found["count"].as_u64().unwrap_or(0) > 0, "{found}");

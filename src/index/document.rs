@@ -6,11 +6,29 @@ use std::collections::BTreeMap;
 use tantivy::schema::OwnedValue;
 use tantivy::TantivyDocument;
 
+/// An attribute as tantivy's own value, directly (not through `serde_json`: this runs for
+/// every attribute of every record).
+fn owned(v: &AttrValue) -> OwnedValue {
+    match v {
+        AttrValue::Empty | AttrValue::Bytes(_) => OwnedValue::Null,
+        AttrValue::Str(s) => OwnedValue::Str(s.clone()),
+        AttrValue::Bool(b) => OwnedValue::Bool(*b),
+        AttrValue::Int(i) => OwnedValue::I64(*i),
+        AttrValue::Double(d) => OwnedValue::F64(*d),
+        AttrValue::Array(a) => OwnedValue::Array(a.iter().map(owned).collect()),
+        AttrValue::Map(m) => OwnedValue::Object(
+            m.iter()
+                .map(|kv| (kv.key.clone(), owned(&kv.value)))
+                .collect(),
+        ),
+    }
+}
+
 fn object(attrs: &[KeyValue]) -> BTreeMap<String, OwnedValue> {
     attrs
         .iter()
         .filter(|kv| !matches!(kv.value, AttrValue::Empty | AttrValue::Bytes(_)))
-        .map(|kv| (kv.key.clone(), OwnedValue::from(kv.value.to_json())))
+        .map(|kv| (kv.key.clone(), owned(&kv.value)))
         .collect()
 }
 

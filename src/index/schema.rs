@@ -29,7 +29,7 @@ pub struct Fields {
     pub link: tantivy::schema::Field,
     /// Log body, full text.
     pub body: tantivy::schema::Field,
-    /// Record attributes, searchable as `attrs.key:value`.
+    /// Record attributes, searchable as `attrs.key:value` (whole values).
     pub attrs: tantivy::schema::Field,
     /// Resource attributes, searchable as `resource.key:value`.
     pub resource: tantivy::schema::Field,
@@ -46,8 +46,13 @@ impl Fields {
         let words = TextFieldIndexing::default()
             .set_tokenizer("default")
             .set_index_option(IndexRecordOption::WithFreqsAndPositions);
+        // Attribute values are matched whole (`attrs.http.route:/cart`), as tracing backends
+        // match tags: one raw term per value, no positions. Word search is for log bodies.
+        let exact = TextFieldIndexing::default()
+            .set_tokenizer("raw")
+            .set_index_option(IndexRecordOption::Basic);
         let json = JsonObjectOptions::default()
-            .set_indexing_options(words.clone())
+            .set_indexing_options(exact)
             .set_expand_dots_enabled();
         let tenant = b.add_text_field("tenant", STRING);
         let trace_id = b.add_text_field("trace_id", STRING);
