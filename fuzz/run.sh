@@ -26,7 +26,7 @@ mkdir -p logs
 for target in $(cargo fuzz list); do
   if cargo fuzz run "$target" "corpus/$target" -- -max_total_time="$seconds" \
       -rss_limit_mb=2048 -malloc_limit_mb=512 > "logs/$target.log" 2>&1; then
-    echo "fuzz: $target: $(grep -E '^#[0-9]+ +DONE' "logs/$target.log" | tail -1)"
+    echo "fuzz: $target: $(grep -E '^#[0-9]+[[:space:]]+DONE' "logs/$target.log" | tail -1)"
   else
     echo "fuzz: $target FAILED; the end of its log:" >&2
     grep -v NEW_FUNC "logs/$target.log" | tail -60 >&2
