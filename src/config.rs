@@ -144,7 +144,7 @@ impl Default for IndexConfig {
             writer_memory_mb: 128,
             writer_threads: 1,
             idle_writer_secs: 300,
-            queue_bytes: 64 * 1024 * 1024,
+            queue_bytes: 16 * 1024 * 1024,
         }
     }
 }
