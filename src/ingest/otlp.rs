@@ -273,6 +273,35 @@ struct PointCommon<'a> {
     flags: u32,
 }
 
+/// Every kind of data point gives its shared fields the same way.
+trait DataPoint {
+    fn common(&self) -> PointCommon<'_>;
+}
+
+macro_rules! data_point {
+    ($t:ty, $exemplars:ident) => {
+        impl DataPoint for $t {
+            fn common(&self) -> PointCommon<'_> {
+                PointCommon {
+                    attributes: &self.attributes,
+                    start_ns: self.start_time_unix_nano,
+                    time_ns: self.time_unix_nano,
+                    exemplars: data_point!(@exemplars self, $exemplars),
+                    flags: self.flags,
+                }
+            }
+        }
+    };
+    (@exemplars $self:ident, with) => { &$self.exemplars };
+    (@exemplars $self:ident, without) => { &[] };
+}
+
+data_point!(metrics::NumberDataPoint, with);
+data_point!(metrics::HistogramDataPoint, with);
+data_point!(metrics::ExponentialHistogramDataPoint, with);
+// Summaries carry no exemplars in OTLP.
+data_point!(metrics::SummaryDataPoint, without);
+
 fn number_value(p: &metrics::NumberDataPoint) -> Result<f64, String> {
     match p.value {
         Some(metrics::number_data_point::Value::AsDouble(d)) => Ok(d),
@@ -291,29 +320,11 @@ fn require_temporality(t: i32) -> Result<Temporality, String> {
 /// decoders fill fields they cannot read with defaults, so the checks here are what catches
 /// a point that lost its data on the way in.
 fn points(data: &Data) -> Vec<(PointCommon<'_>, Result<MetricValue, String>)> {
-    let common = |attributes, start_ns, time_ns, exemplars, flags| PointCommon {
-        attributes,
-        start_ns,
-        time_ns,
-        exemplars,
-        flags,
-    };
     match data {
         Data::Gauge(g) => g
             .data_points
             .iter()
-            .map(|p| {
-                (
-                    common(
-                        &p.attributes,
-                        p.start_time_unix_nano,
-                        p.time_unix_nano,
-                        &p.exemplars,
-                        p.flags,
-                    ),
-                    number_value(p).map(MetricValue::Gauge),
-                )
-            })
+            .map(|p| (p.common(), number_value(p).map(MetricValue::Gauge)))
             .collect(),
         Data::Sum(s) => s
             .data_points
@@ -326,16 +337,7 @@ fn points(data: &Data) -> Vec<(PointCommon<'_>, Result<MetricValue, String>)> {
                         temporality: t,
                     })
                 });
-                (
-                    common(
-                        &p.attributes,
-                        p.start_time_unix_nano,
-                        p.time_unix_nano,
-                        &p.exemplars,
-                        p.flags,
-                    ),
-                    value,
-                )
+                (p.common(), value)
             })
             .collect(),
         Data::Histogram(h) => h
@@ -370,16 +372,7 @@ fn points(data: &Data) -> Vec<(PointCommon<'_>, Result<MetricValue, String>)> {
                         temporality: t,
                     })
                 });
-                (
-                    common(
-                        &p.attributes,
-                        p.start_time_unix_nano,
-                        p.time_unix_nano,
-                        &p.exemplars,
-                        p.flags,
-                    ),
-                    value,
-                )
+                (p.common(), value)
             })
             .collect(),
         Data::ExponentialHistogram(h) => h
@@ -410,16 +403,7 @@ fn points(data: &Data) -> Vec<(PointCommon<'_>, Result<MetricValue, String>)> {
                         temporality: t,
                     })
                 });
-                (
-                    common(
-                        &p.attributes,
-                        p.start_time_unix_nano,
-                        p.time_unix_nano,
-                        &p.exemplars,
-                        p.flags,
-                    ),
-                    value,
-                )
+                (p.common(), value)
             })
             .collect(),
         Data::Summary(s) => s
@@ -427,13 +411,7 @@ fn points(data: &Data) -> Vec<(PointCommon<'_>, Result<MetricValue, String>)> {
             .iter()
             .map(|p| {
                 (
-                    common(
-                        &p.attributes,
-                        p.start_time_unix_nano,
-                        p.time_unix_nano,
-                        &[],
-                        p.flags,
-                    ),
+                    p.common(),
                     Ok(MetricValue::Summary {
                         count: p.count,
                         sum: p.sum,
