@@ -156,6 +156,20 @@ fn protobuf_and_gzip_round_trip_with_exemplars() {
     assert_eq!(spans[0]["status"]["message"], "boom");
     assert_eq!(spans[1]["parent_span_id"], hex(&otlp::span_id(1)));
     assert_eq!(spans[1]["duration_ns"], 100 * MS);
+    // The tree: depth, own time (120 ms less the child's 100), critical path, logs per span.
+    assert_eq!(
+        (spans[0]["depth"].as_u64(), spans[1]["depth"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(spans[0]["self_time_ns"], 20 * MS);
+    assert_eq!(
+        t["critical_path"],
+        serde_json::json!([hex(&otlp::span_id(1)), hex(&otlp::span_id(2))])
+    );
+    assert_eq!(spans[1]["log_indexes"], serde_json::json!([0]));
+    assert_eq!(t["trace_log_indexes"], serde_json::json!([]));
+    assert_eq!(t["services"], serde_json::json!(["checkout"]));
+    assert_eq!(t["duration_ns"], 120 * MS);
     assert_eq!(spans[1]["resource"]["host.name"], "node-1");
     assert_eq!(t["logs"][0]["body"], "cart query timed out");
     assert_eq!(

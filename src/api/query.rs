@@ -3,6 +3,7 @@
 
 use super::errors::{json_error, json_service_error};
 use super::AppState;
+use crate::correlate::trace_tree;
 use crate::error::ErrorCode;
 use crate::index::LogQuery;
 use crate::ingest::jsonlines::severity_number;
@@ -155,7 +156,9 @@ fn exemplar_point_json(m: &MetricPoint, trace_id: TraceId) -> Value {
     })
 }
 
-/// `GET /api/v1/traces/{trace_id}`
+/// `GET /api/v1/traces/{trace_id}`: the span tree (depth-first, with depth, self time and the
+/// critical path), every log linked to the trace (each span lists its own by index), and the
+/// metric points whose exemplars name the trace.
 pub async fn trace(
     req: HttpRequest,
     path: web::Path<String>,
@@ -182,10 +185,34 @@ pub async fn trace(
             &format!("no spans, logs or exemplars for trace {trace_id}"),
         );
     }
+    let tree = trace_tree::build(&records.spans, &records.logs);
+    let spans: Vec<Value> = tree
+        .nodes
+        .iter()
+        .map(|n| {
+            let mut v = span_json(&records.spans[n.span]);
+            v["depth"] = json!(n.depth);
+            v["self_time_ns"] = json!(n.self_time_ns);
+            v["on_critical_path"] = json!(n.on_critical_path);
+            v["missing_parent"] = json!(n.missing_parent);
+            v["log_indexes"] = json!(n.logs);
+            v
+        })
+        .collect();
+    let start = records.spans.iter().map(|s| s.start_ns).min();
+    let end = records.spans.iter().map(|s| s.end_ns).max();
+    let mut services: Vec<&str> = records.spans.iter().map(|s| s.service.as_str()).collect();
+    services.sort_unstable();
+    services.dedup();
     HttpResponse::Ok().json(json!({
         "trace_id": trace_id.to_hex(),
-        "spans": records.spans.iter().map(span_json).collect::<Vec<_>>(),
+        "start_time_unix_nano": start.map(ns_json),
+        "duration_ns": start.zip(end).map(|(s, e)| e - s),
+        "services": services,
+        "critical_path": tree.critical_path.iter().map(|s| s.to_hex()).collect::<Vec<_>>(),
+        "spans": spans,
         "logs": records.logs.iter().map(log_json).collect::<Vec<_>>(),
+        "trace_log_indexes": tree.trace_logs,
         "exemplars": records.metrics.iter().map(|m| exemplar_point_json(m, trace_id)).collect::<Vec<_>>(),
     }))
 }
