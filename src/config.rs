@@ -37,6 +37,7 @@ pub struct Config {
     pub index: IndexConfig,
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
+    pub correlate: CorrelateConfig,
     pub extract: ExtractConfig,
 }
 
@@ -50,6 +51,7 @@ impl Default for Config {
             index: IndexConfig::default(),
             limits: LimitsConfig::default(),
             auth: AuthConfig::default(),
+            correlate: CorrelateConfig::default(),
             extract: ExtractConfig::default(),
         }
     }
@@ -196,6 +198,22 @@ pub struct TokenConfig {
 pub struct AuthConfig {
     pub enabled: bool,
     pub tokens: Vec<TokenConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorrelateConfig {
+    pub inference_margin_ms: u64,
+    pub max_inferred_logs: usize,
+}
+
+impl Default for CorrelateConfig {
+    fn default() -> Self {
+        Self {
+            inference_margin_ms: 500,
+            max_inferred_logs: 200,
+        }
+    }
 }
 
 /// How the captured groups of a pattern become a trace ID.

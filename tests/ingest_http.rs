@@ -559,3 +559,84 @@ fn unknown_settings_stop_the_server_with_their_name() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("fsink"), "{err}");
 }
+
+#[test]
+fn logs_without_trace_ids_are_offered_as_inferred_candidates() {
+    let s = Server::start(&[]);
+    let span = |trace, start_ms, duration_ms| {
+        otlp::span(&SpanSpec {
+            trace,
+            span: 1,
+            parent: None,
+            name: "reserve",
+            start_ms,
+            duration_ms,
+            error: false,
+        })
+    };
+    // The trace's span (0..100 ms) and another trace's span of the same service at 50 ms.
+    for req in [
+        otlp::traces("inventory", vec![span(21, 0, 100)]),
+        otlp::traces("inventory", vec![span(22, 50, 10)]),
+    ] {
+        assert_eq!(post(&s.url("/v1/traces"), PROTO, &[], encode(&req)).0, 200);
+    }
+    let mut elsewhere = otlp::logs("inventory", vec![otlp::log(None, None, "other host", 20)]);
+    elsewhere.resource_logs[0]
+        .resource
+        .as_mut()
+        .unwrap()
+        .attributes[1] = otlp::kv("host.name", "node-2");
+    for req in [
+        otlp::logs(
+            "inventory",
+            vec![
+                otlp::log(None, None, "stock low", 20),
+                otlp::log(None, None, "retrying reserve", 300),
+                otlp::log(None, None, "much later", 5_000),
+            ],
+        ),
+        otlp::logs("payments", vec![otlp::log(None, None, "other service", 20)]),
+        elsewhere,
+    ] {
+        assert_eq!(post(&s.url("/v1/logs"), PROTO, &[], encode(&req)).0, 200);
+    }
+    common::wait_until(
+        std::time::Duration::from_secs(10),
+        "inferred candidates",
+        || {
+            s.get_json(&format!("/api/v1/traces/{}", hex(&otlp::trace_id(21))))
+                .1["inferred_logs"]
+                .as_array()
+                .is_some_and(|a| a.len() >= 2)
+        },
+    );
+    let t = s
+        .get_json(&format!("/api/v1/traces/{}", hex(&otlp::trace_id(21))))
+        .1;
+    assert_eq!(
+        t["logs"],
+        serde_json::json!([]),
+        "inferred links never mix with exact ones"
+    );
+    let inferred = t["inferred_logs"].as_array().unwrap();
+    let bodies: Vec<&str> = inferred
+        .iter()
+        .map(|l| l["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, vec!["stock low", "retrying reserve"], "{t}");
+    let (inside, margin) = (&inferred[0]["link"], &inferred[1]["link"]);
+    assert_eq!(inside["method"], "inferred");
+    assert_eq!(inside["span_id"], hex(&otlp::span_id(1)));
+    // Inside the span, same host, one of two spans of the service active: 1.0 × 1.0 / 2.
+    assert_eq!(inside["confidence"], 0.5);
+    // 200 ms past the span's end with a 500 ms margin: 0.8 / 2.
+    assert_eq!(margin["confidence"], 0.4);
+    let reason = inside["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("same service inventory")
+            && reason.contains("same host.name")
+            && reason.contains("2 span(s)"),
+        "{reason}"
+    );
+}

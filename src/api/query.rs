@@ -3,7 +3,7 @@
 
 use super::errors::{json_error, json_service_error};
 use super::AppState;
-use crate::correlate::trace_tree;
+use crate::correlate::{inferred, trace_tree};
 use crate::error::ErrorCode;
 use crate::index::LogQuery;
 use crate::ingest::jsonlines::severity_number;
@@ -157,8 +157,9 @@ fn exemplar_point_json(m: &MetricPoint, trace_id: TraceId) -> Value {
 }
 
 /// `GET /api/v1/traces/{trace_id}`: the span tree (depth-first, with depth, self time and the
-/// critical path), every log linked to the trace (each span lists its own by index), and the
-/// metric points whose exemplars name the trace.
+/// critical path), every log linked to the trace (each span lists its own by index), logs
+/// without a trace ID offered as inferred candidates (kept apart, with confidence and reason),
+/// and the metric points whose exemplars name the trace.
 pub async fn trace(
     req: HttpRequest,
     path: web::Path<String>,
@@ -173,8 +174,15 @@ pub async fn trace(
         Err(e) => return json_error(ErrorCode::InvalidArgument, &format!("trace_id: {e}")),
     };
     let store = state.store.clone();
-    let found = web::block(move || store.trace(&tenant, trace_id)).await;
-    let records = match found {
+    let margin_ns = state.config.correlate.inference_margin_ms * 1_000_000;
+    let max_inferred = state.config.correlate.max_inferred_logs;
+    let found = web::block(move || {
+        let records = store.trace(&tenant, trace_id)?;
+        let inferred = inferred::infer(&store, &tenant, &records.spans, margin_ns, max_inferred)?;
+        Ok::<_, crate::index::IndexError>((records, inferred))
+    })
+    .await;
+    let (records, inferred) = match found {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return json_service_error(&e),
         Err(e) => return json_error(ErrorCode::Internal, &e.to_string()),
@@ -213,6 +221,16 @@ pub async fn trace(
         "spans": spans,
         "logs": records.logs.iter().map(log_json).collect::<Vec<_>>(),
         "trace_log_indexes": tree.trace_logs,
+        "inferred_logs": inferred.iter().map(|i| {
+            let mut v = log_json(&i.log);
+            v["link"] = json!({
+                "method": "inferred",
+                "span_id": i.span_id.to_hex(),
+                "confidence": (i.confidence * 1000.0).round() / 1000.0,
+                "reason": i.reason,
+            });
+            v
+        }).collect::<Vec<_>>(),
         "exemplars": records.metrics.iter().map(|m| exemplar_point_json(m, trace_id)).collect::<Vec<_>>(),
     }))
 }

@@ -1,6 +1,6 @@
 //! One record becomes one tantivy document.
 
-use super::schema::Fields;
+use super::schema::{Fields, UNLINKED};
 use crate::model::{AttrValue, KeyValue, Record, TenantId};
 use std::collections::BTreeMap;
 use tantivy::schema::OwnedValue;
@@ -52,9 +52,11 @@ pub fn build(fields: &Fields, tenant: &TenantId, record: &Record) -> TantivyDocu
             if let Some(t) = l.trace_id {
                 doc.add_text(fields.trace_id, t.to_hex());
             }
-            if let Some(link) = &l.link {
-                doc.add_text(fields.link, link.method.as_str());
-            }
+            let link = l
+                .link
+                .as_ref()
+                .map_or(UNLINKED, |link| link.method.as_str());
+            doc.add_text(fields.link, link);
             if !l.event_name.is_empty() {
                 doc.add_text(fields.name, &l.event_name);
             }

@@ -1,7 +1,8 @@
 //! Reads: everything of one trace, and log search. Each runs over the partitions it needs,
 //! always filtered by tenant. Blocking: call from `spawn_blocking`.
 
-use super::{schema::TIME, Fields, IndexError, Partition, Store};
+use super::schema::{TIME, UNLINKED};
+use super::{Fields, IndexError, Partition, Store};
 use crate::model::{LogRecord, MetricPoint, Record, Signal, Span, TenantId, TraceId};
 use std::ops::Bound;
 use tantivy::collector::TopDocs;
@@ -112,6 +113,68 @@ impl Store {
         Ok(out)
     }
 
+    /// Logs of `service` that carry no trace ID, in `[start_ns, end_ns]`, oldest first.
+    pub fn unlinked_logs(
+        &self,
+        tenant: &TenantId,
+        service: &str,
+        start_ns: u64,
+        end_ns: u64,
+        limit: usize,
+    ) -> Result<Vec<LogRecord>, IndexError> {
+        let query = BooleanQuery::new(vec![
+            (Occur::Must, self.term(self.fields.tenant, tenant.as_str())),
+            (Occur::Must, self.term(self.fields.service, service)),
+            (Occur::Must, self.term(self.fields.link, UNLINKED)),
+            (Occur::Must, self.time_range(start_ns, end_ns)),
+        ]);
+        let mut out = Vec::new();
+        let mut parts = self.partitions(Signal::Logs, start_ns, end_ns);
+        parts.reverse();
+        for p in parts {
+            for r in self.fetch(&p, &query, limit.saturating_sub(out.len()), Order::Asc)? {
+                if let Record::Log(l) = r {
+                    out.push(l);
+                }
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many spans of `service` started in `[start_ns, end_ns]`, over every trace.
+    pub fn count_spans(
+        &self,
+        tenant: &TenantId,
+        service: &str,
+        start_ns: u64,
+        end_ns: u64,
+    ) -> Result<u64, IndexError> {
+        let query = BooleanQuery::new(vec![
+            (Occur::Must, self.term(self.fields.tenant, tenant.as_str())),
+            (Occur::Must, self.term(self.fields.service, service)),
+            (Occur::Must, self.time_range(start_ns, end_ns)),
+        ]);
+        let mut n = 0;
+        for p in self.partitions(Signal::Spans, start_ns, end_ns) {
+            n += p
+                .reader
+                .searcher()
+                .search(&query, &tantivy::collector::Count)? as u64;
+        }
+        Ok(n)
+    }
+
+    fn time_range(&self, start_ns: u64, end_ns: u64) -> Box<dyn Query> {
+        let clamp = |ns: u64| i64::try_from(ns).unwrap_or(i64::MAX);
+        Box::new(RangeQuery::new(
+            Bound::Included(Term::from_field_i64(self.fields.time, clamp(start_ns))),
+            Bound::Included(Term::from_field_i64(self.fields.time, clamp(end_ns))),
+        ))
+    }
+
     /// Logs matching `q`, newest first.
     pub fn search_logs(
         &self,
@@ -126,14 +189,7 @@ impl Store {
         let start = q.start_ns.unwrap_or(0);
         let end = q.end_ns.unwrap_or(u64::MAX);
         if q.start_ns.is_some() || q.end_ns.is_some() {
-            let clamp = |ns: u64| i64::try_from(ns).unwrap_or(i64::MAX);
-            clauses.push((
-                Occur::Must,
-                Box::new(RangeQuery::new(
-                    Bound::Included(Term::from_field_i64(self.fields.time, clamp(start))),
-                    Bound::Included(Term::from_field_i64(self.fields.time, clamp(end))),
-                )),
-            ));
+            clauses.push((Occur::Must, self.time_range(start, end)));
         }
         if let Some(service) = &q.service {
             clauses.push((Occur::Must, self.term(self.fields.service, service)));

@@ -25,7 +25,7 @@ pub struct Fields {
     pub duration: tantivy::schema::Field,
     /// Span status code.
     pub status: tantivy::schema::Field,
-    /// Log link method (`structured`, `attribute`, `text`); absent when unlinked.
+    /// Log link method (`structured`, `attribute`, `text`), or `none`.
     pub link: tantivy::schema::Field,
     /// Log body, full text.
     pub body: tantivy::schema::Field,
@@ -38,6 +38,8 @@ pub struct Fields {
 }
 
 pub const TIME: &str = "time";
+/// The `link` term of a log that carries no trace ID: what inference looks for.
+pub const UNLINKED: &str = "none";
 
 impl Fields {
     pub fn new() -> Self {

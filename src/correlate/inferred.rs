@@ -1,0 +1,116 @@
+//! Logs that carry no trace ID, offered as inferred candidates for a span: same service, the
+//! same host, pod or container when both sides name one, and a time within the span widened by
+//! a margin. Each candidate says how confident the guess is and why, and is never mixed with
+//! the exact links.
+//!
+//! Confidence = time × place × (1 / concurrent spans): 1.0 inside the span, falling to 0.5 at
+//! the edge of the margin; 1.0 when host, pod or container match, 0.7 when neither side says;
+//! divided by how many spans of that service (over every trace) started in the window, since
+//! the log could belong to any of them.
+
+use crate::index::{IndexError, Store};
+use crate::model::{attr_str, LogRecord, Span, SpanId, TenantId};
+use std::collections::BTreeMap;
+
+/// Resource attributes that place a record on one machine or process.
+const PLACE_KEYS: [&str; 3] = ["k8s.pod.name", "container.id", "host.name"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inferred {
+    pub log: LogRecord,
+    pub span_id: SpanId,
+    pub confidence: f64,
+    pub reason: String,
+}
+
+/// `Some(true)` when a place attribute both sides have agrees, `Some(false)` when one
+/// disagrees, `None` when they share none.
+fn same_place(span: &Span, log: &LogRecord) -> Option<(bool, &'static str)> {
+    PLACE_KEYS.iter().find_map(|k| {
+        match (attr_str(&span.resource, k), attr_str(&log.resource, k)) {
+            (Some(a), Some(b)) => Some((a == b, *k)),
+            _ => None,
+        }
+    })
+}
+
+/// 1.0 inside the span, linearly down to 0.5 at `margin` outside it, `None` beyond.
+fn time_score(span: &Span, t: u64, margin: u64) -> Option<f64> {
+    let outside = if t < span.start_ns {
+        span.start_ns - t
+    } else {
+        t.saturating_sub(span.end_ns)
+    };
+    (outside <= margin).then(|| 1.0 - 0.5 * outside as f64 / margin.max(1) as f64)
+}
+
+pub fn infer(
+    store: &Store,
+    tenant: &TenantId,
+    spans: &[Span],
+    margin_ns: u64,
+    max_logs: usize,
+) -> Result<Vec<Inferred>, IndexError> {
+    let mut by_service: BTreeMap<&str, Vec<&Span>> = BTreeMap::new();
+    for s in spans {
+        by_service.entry(s.service.as_str()).or_default().push(s);
+    }
+    let mut out = Vec::new();
+    for (service, service_spans) in by_service {
+        let start = service_spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
+        let end = service_spans.iter().map(|s| s.end_ns).max().unwrap_or(0);
+        let logs = store.unlinked_logs(
+            tenant,
+            service,
+            start.saturating_sub(margin_ns),
+            end.saturating_add(margin_ns),
+            max_logs.saturating_sub(out.len()),
+        )?;
+        for log in logs {
+            let t = log.effective_time_ns();
+            // The best span: in place and time, the innermost (shortest) first.
+            let best = service_spans
+                .iter()
+                .filter_map(|s| {
+                    let place = same_place(s, &log);
+                    if place.is_some_and(|(same, _)| !same) {
+                        return None;
+                    }
+                    Some((*s, time_score(s, t, margin_ns)?, place))
+                })
+                .max_by(|a, b| {
+                    a.1.total_cmp(&b.1)
+                        .then(b.0.duration_ns().cmp(&a.0.duration_ns()))
+                });
+            let Some((span, time, place)) = best else {
+                continue;
+            };
+            let window_start = t.saturating_sub(span.duration_ns() + margin_ns);
+            let concurrent = store
+                .count_spans(tenant, service, window_start, t.saturating_add(margin_ns))?
+                .max(1);
+            let place_factor = if place.is_some() { 1.0 } else { 0.7 };
+            let confidence = time * place_factor / concurrent as f64;
+            let place_text = match place {
+                Some((_, key)) => format!("same {key}"),
+                None => "no host, pod or container to compare".to_string(),
+            };
+            let time_text = if time >= 1.0 {
+                "inside the span".to_string()
+            } else {
+                "within the margin of the span".to_string()
+            };
+            out.push(Inferred {
+                reason: format!(
+                    "same service {service}, {place_text}, {time_text}; {concurrent} span(s) of \
+                     {service} active then"
+                ),
+                span_id: span.span_id,
+                confidence,
+                log,
+            });
+        }
+    }
+    out.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    Ok(out)
+}
