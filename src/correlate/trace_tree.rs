@@ -161,52 +161,12 @@ fn critical_path(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Scope, TraceId};
-
-    fn span(id: u8, parent: Option<u8>, start: u64, end: u64) -> Span {
-        Span {
-            trace_id: TraceId([1; 16]),
-            span_id: SpanId([id; 8]),
-            parent_span_id: parent.map(|p| SpanId([p; 8])),
-            trace_state: String::new(),
-            name: format!("s{id}"),
-            kind: 0,
-            start_ns: start,
-            end_ns: end,
-            status_code: 0,
-            status_message: String::new(),
-            service: "svc".into(),
-            resource: vec![],
-            scope: Scope {
-                name: String::new(),
-                version: String::new(),
-            },
-            attributes: vec![],
-            events: vec![],
-            links: vec![],
-        }
-    }
+    use crate::model::testing::{self, span};
 
     fn log_for(span: Option<u8>) -> LogRecord {
-        LogRecord {
-            time_ns: 1,
-            observed_ns: 1,
-            severity_number: 9,
-            severity_text: String::new(),
-            body: crate::model::AttrValue::Empty,
-            event_name: String::new(),
-            service: "svc".into(),
-            resource: vec![],
-            scope: Scope {
-                name: String::new(),
-                version: String::new(),
-            },
-            attributes: vec![],
-            trace_id: Some(TraceId([1; 16])),
-            span_id: span.map(|s| SpanId([s; 8])),
-            link: None,
-            flags: 0,
-        }
+        let mut log = testing::log("x");
+        log.span_id = span.map(|s| SpanId([s; 8]));
+        log
     }
 
     fn names(spans: &[Span], t: &TraceTree) -> Vec<(String, usize)> {

@@ -199,31 +199,15 @@ mod tests {
     }
 
     fn log(body: &str, attrs: Vec<(&str, AttrValue)>) -> LogRecord {
-        LogRecord {
-            time_ns: 1,
-            observed_ns: 1,
-            severity_number: 9,
-            severity_text: String::new(),
-            body: AttrValue::Str(body.into()),
-            event_name: String::new(),
-            service: "svc".into(),
-            resource: vec![],
-            scope: crate::model::Scope {
-                name: String::new(),
-                version: String::new(),
-            },
-            attributes: attrs
-                .into_iter()
-                .map(|(k, v)| crate::model::KeyValue {
-                    key: k.into(),
-                    value: v,
-                })
-                .collect(),
-            trace_id: None,
-            span_id: None,
-            link: None,
-            flags: 0,
-        }
+        let mut log = crate::model::testing::log(body);
+        log.attributes = attrs
+            .into_iter()
+            .map(|(k, v)| crate::model::KeyValue {
+                key: k.into(),
+                value: v,
+            })
+            .collect();
+        log
     }
 
     #[test]

@@ -4,5 +4,8 @@
 mod ids;
 mod records;
 
+#[cfg(test)]
+pub mod testing;
+
 pub use ids::*;
 pub use records::*;

@@ -1,30 +1,14 @@
 use super::*;
-use crate::model::{AttrValue, LogRecord, Record, Scope, TenantId};
+use crate::model::{testing, Record, TenantId};
 use proptest::prelude::*;
 use std::sync::Mutex;
 
 fn batch(n: u64) -> Batch {
+    let mut log = testing::log(&format!("entry {n}"));
+    log.time_ns = n;
     Batch {
         tenant: TenantId::default(),
-        records: vec![Record::Log(LogRecord {
-            time_ns: n,
-            observed_ns: n,
-            severity_number: 9,
-            severity_text: "INFO".into(),
-            body: AttrValue::Str(format!("entry {n}")),
-            event_name: String::new(),
-            service: "svc".into(),
-            resource: vec![],
-            scope: Scope {
-                name: String::new(),
-                version: String::new(),
-            },
-            attributes: vec![],
-            trace_id: None,
-            span_id: None,
-            link: None,
-            flags: 0,
-        })],
+        records: vec![Record::Log(log)],
     }
 }
 
