@@ -640,3 +640,55 @@ fn logs_without_trace_ids_are_offered_as_inferred_candidates() {
         "{reason}"
     );
 }
+
+/// Every request the OpenAPI document describes is served, with a documented status.
+#[test]
+fn the_openapi_document_matches_the_routes() {
+    let s = Server::start(&[]);
+    let req = otlp::traces(
+        "svc",
+        vec![otlp::span(&SpanSpec {
+            trace: 31,
+            span: 1,
+            parent: None,
+            name: "op",
+            start_ms: 0,
+            duration_ms: 1,
+            error: false,
+        })],
+    );
+    assert_eq!(post(&s.url("/v1/traces"), PROTO, &[], encode(&req)).0, 200);
+    let id = hex(&otlp::trace_id(31));
+    s.wait_for_trace(&id, None, 1, 0);
+    let (status, doc) = s.get_json("/api/v1/openapi.json");
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut checked = 0;
+    for (path, methods) in paths {
+        for (method, op) in methods.as_object().unwrap() {
+            let url = s.url(&path.replace("{trace_id}", &id));
+            let http = reqwest::blocking::Client::new();
+            let resp = match method.as_str() {
+                "get" => http.get(&url).send().unwrap(),
+                "post" => http
+                    .post(&url)
+                    .body("{\"msg\":\"documented\"}")
+                    .send()
+                    .unwrap(),
+                other => panic!("undocumented method {other}"),
+            };
+            let code = resp.status().as_u16().to_string();
+            assert_eq!(code, "200", "{method} {path}");
+            assert!(
+                op["responses"].get(&code).is_some(),
+                "{method} {path}: {code} is not documented"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(
+        checked, 4,
+        "trace, log search, log ingest, the document itself"
+    );
+}

@@ -53,7 +53,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, routes: Routes) {
     };
     cfg.service(logs);
     if routes != Routes::Ingest {
-        cfg.route("/api/v1/traces/{trace_id}", web::get().to(query::trace));
+        cfg.route("/api/v1/traces/{trace_id}", web::get().to(query::trace))
+            .route("/api/v1/openapi.json", web::get().to(ops::openapi));
     }
 }
 
