@@ -202,22 +202,19 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
         } else {
             Routes::All
         };
-        let main_state = state.clone();
-        let main = HttpServer::new(move || api::app(main_state.clone(), main_routes))
-            .workers(workers)
-            .shutdown_timeout(grace)
-            .listen(http)
-            .map_err(io("HTTP listener"))?
-            .run();
+        let server = |listener: TcpListener, routes: Routes| {
+            let state = state.clone();
+            HttpServer::new(move || api::app(state.clone(), routes))
+                .workers(workers)
+                .shutdown_timeout(grace)
+                .listen(listener)
+                .map(|s| s.run())
+        };
+        let main = server(http, main_routes).map_err(io("HTTP listener"))?;
         match query {
             None => main.await.map_err(io("HTTP server"))?,
             Some(listener) => {
-                let query_server = HttpServer::new(move || api::app(state.clone(), Routes::Query))
-                    .workers(workers)
-                    .shutdown_timeout(grace)
-                    .listen(listener)
-                    .map_err(io("query listener"))?
-                    .run();
+                let query_server = server(listener, Routes::Query).map_err(io("query listener"))?;
                 let (a, b) = futures_util::future::join(main, query_server).await;
                 a.map_err(io("HTTP server"))?;
                 b.map_err(io("query server"))?;

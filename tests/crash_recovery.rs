@@ -149,18 +149,7 @@ fn sigkill_under_load_loses_nothing_acknowledged_and_doubles_nothing() {
 fn sigterm_exits_cleanly_and_keeps_everything() {
     let mut server = Server::start(&[("WEFT_INDEX_COMMIT_INTERVAL_MS", "60000")]);
     let dir = server.take_dir();
-    let req = otlp::traces(
-        "calm",
-        vec![otlp::span(&SpanSpec {
-            trace: 77,
-            span: 0,
-            parent: None,
-            name: "op",
-            start_ms: 0,
-            duration_ms: 1,
-            error: false,
-        })],
-    );
+    let req = otlp::one_span_trace("calm", 77, "op");
     assert_eq!(
         post(&server.url("/v1/traces"), PROTO, &[], encode(&req)).0,
         200
@@ -241,18 +230,7 @@ fn replay_behind_the_indexes_adds_nothing_twice() {
 fn send_traces(server: &Server, first: u64, count: u64) -> Vec<u64> {
     (first..first + count)
         .filter(|&t| {
-            let req = otlp::traces(
-                "walled",
-                vec![otlp::span(&SpanSpec {
-                    trace: t,
-                    span: 0,
-                    parent: None,
-                    name: "op",
-                    start_ms: 0,
-                    duration_ms: 1,
-                    error: false,
-                })],
-            );
+            let req = otlp::one_span_trace("walled", t, "op");
             post(&server.url("/v1/traces"), PROTO, &[], encode(&req)).0 == 200
         })
         .collect()
@@ -356,18 +334,7 @@ fn when_the_wal_cannot_be_written_writes_get_503_never_success() {
     let mut acked = Vec::new();
     let mut failed_at = None;
     for t in 0..2000 {
-        let req = otlp::traces(
-            "full",
-            vec![otlp::span(&SpanSpec {
-                trace: t,
-                span: 0,
-                parent: None,
-                name: &"n".repeat(500),
-                start_ms: 0,
-                duration_ms: 1,
-                error: false,
-            })],
-        );
+        let req = otlp::one_span_trace("full", t, &"n".repeat(500));
         let (status, reply) = post(&server.url("/v1/traces"), PROTO, &[], encode(&req));
         match status {
             200 if failed_at.is_none() => acked.push(t),

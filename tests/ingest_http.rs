@@ -506,18 +506,7 @@ fn json_lines_search_filters_and_ops_endpoints() {
 fn a_separate_query_listener_serves_reads_only() {
     let s = Server::start(&[("WEFT_HTTP_QUERY_LISTEN", "127.0.0.1:0")]);
     let query = s.query.clone().expect("query listener announced");
-    let req = otlp::traces(
-        "svc",
-        vec![otlp::span(&SpanSpec {
-            trace: 9,
-            span: 1,
-            parent: None,
-            name: "q",
-            start_ms: 0,
-            duration_ms: 1,
-            error: false,
-        })],
-    );
+    let req = otlp::one_span_trace("svc", 9, "q");
     assert_eq!(post(&s.url("/v1/traces"), PROTO, &[], encode(&req)).0, 200);
     let url = format!("http://{query}/api/v1/traces/{}", hex(&otlp::trace_id(9)));
     common::wait_until(
@@ -636,7 +625,7 @@ fn logs_without_trace_ids_are_offered_as_inferred_candidates() {
     assert!(
         reason.contains("same service inventory")
             && reason.contains("same host.name")
-            && reason.contains("2 span(s)"),
+            && reason.contains("2 span(s) of inventory active around it"),
         "{reason}"
     );
 }
@@ -645,18 +634,7 @@ fn logs_without_trace_ids_are_offered_as_inferred_candidates() {
 #[test]
 fn the_openapi_document_matches_the_routes() {
     let s = Server::start(&[]);
-    let req = otlp::traces(
-        "svc",
-        vec![otlp::span(&SpanSpec {
-            trace: 31,
-            span: 1,
-            parent: None,
-            name: "op",
-            start_ms: 0,
-            duration_ms: 1,
-            error: false,
-        })],
-    );
+    let req = otlp::one_span_trace("svc", 31, "op");
     assert_eq!(post(&s.url("/v1/traces"), PROTO, &[], encode(&req)).0, 200);
     let id = hex(&otlp::trace_id(31));
     s.wait_for_trace(&id, None, 1, 0);

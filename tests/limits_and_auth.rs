@@ -175,18 +175,7 @@ fn tokens_bind_requests_to_their_tenant_everywhere() {
     let env = [("WEFT_CONFIG", config.as_str())];
     let mut server = Server::start_in(data.path(), &env);
     let bearer = |t: &str| format!("Bearer {t}");
-    let spans = encode(&otlp::traces(
-        "svc",
-        vec![otlp::span(&SpanSpec {
-            trace: 11,
-            span: 1,
-            parent: None,
-            name: "secret-op",
-            start_ms: 0,
-            duration_ms: 1,
-            error: false,
-        })],
-    ));
+    let spans = encode(&otlp::one_span_trace("svc", 11, "secret-op"));
     let logs = encode(&otlp::logs(
         "svc",
         vec![otlp::log(Some(11), Some(1), "acme secret", 0)],
@@ -299,18 +288,7 @@ fn tokens_bind_requests_to_their_tenant_everywhere() {
             .await
             .unwrap();
         let req = |token: Option<&str>, tenant: Option<&str>| {
-            let mut r = tonic::Request::new(otlp::traces(
-                "svc",
-                vec![otlp::span(&SpanSpec {
-                    trace: 12,
-                    span: 1,
-                    parent: None,
-                    name: "g",
-                    start_ms: 0,
-                    duration_ms: 1,
-                    error: false,
-                })],
-            ));
+            let mut r = tonic::Request::new(otlp::one_span_trace("svc", 12, "g"));
             if let Some(t) = token {
                 r.metadata_mut()
                     .insert("authorization", format!("Bearer {t}").parse().unwrap());

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::otlp::{self, encode, hex, SpanSpec};
+use common::otlp::{self, encode, hex};
 use common::{post, Server};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -131,18 +131,7 @@ fn flood_gets_429_with_bounded_memory_and_recovers() {
 
     // Normal traffic is served again within seconds.
     let recovered = Instant::now();
-    let small = encode(&otlp::traces(
-        "calm",
-        vec![otlp::span(&SpanSpec {
-            trace: 1,
-            span: 1,
-            parent: None,
-            name: "after",
-            start_ms: 0,
-            duration_ms: 1,
-            error: false,
-        })],
-    ));
+    let small = encode(&otlp::one_span_trace("calm", 1, "after"));
     common::wait_until(
         Duration::from_secs(30),
         "normal traffic after the flood",

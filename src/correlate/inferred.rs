@@ -5,12 +5,12 @@
 //!
 //! Confidence = time × place × (1 / concurrent spans): 1.0 inside the span, falling to 0.5 at
 //! the edge of the margin; 1.0 when host, pod or container match, 0.7 when neither side says;
-//! divided by how many spans of that service (over every trace) started in the window, since
-//! the log could belong to any of them.
+//! divided by how many spans of that service (over every trace) were active around the chosen
+//! span, since the log could belong to any of them.
 
 use crate::index::{IndexError, Store};
 use crate::model::{attr_str, LogRecord, Span, SpanId, TenantId};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Resource attributes that place a record on one machine or process.
 const PLACE_KEYS: [&str; 3] = ["k8s.pod.name", "container.id", "host.name"];
@@ -56,6 +56,7 @@ pub fn infer(
         by_service.entry(s.service.as_str()).or_default().push(s);
     }
     let mut out = Vec::new();
+    let mut concurrency: HashMap<SpanId, u64> = HashMap::new();
     for (service, service_spans) in by_service {
         let start = service_spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
         let end = service_spans.iter().map(|s| s.end_ns).max().unwrap_or(0);
@@ -85,10 +86,17 @@ pub fn infer(
             let Some((span, time, place)) = best else {
                 continue;
             };
-            let window_start = t.saturating_sub(span.duration_ns() + margin_ns);
-            let concurrent = store
-                .count_spans(tenant, service, window_start, t.saturating_add(margin_ns))?
-                .max(1);
+            // Counted once per span, not per log: this runs on every trace lookup.
+            let concurrent = match concurrency.get(&span.span_id) {
+                Some(&n) => n,
+                None => {
+                    let from = span.start_ns.saturating_sub(span.duration_ns() + margin_ns);
+                    let to = span.end_ns.saturating_add(margin_ns);
+                    let n = store.count_spans(tenant, service, from, to)?.max(1);
+                    concurrency.insert(span.span_id, n);
+                    n
+                }
+            };
             let place_factor = if place.is_some() { 1.0 } else { 0.7 };
             let confidence = time * place_factor / concurrent as f64;
             let place_text = match place {
@@ -103,7 +111,7 @@ pub fn infer(
             out.push(Inferred {
                 reason: format!(
                     "same service {service}, {place_text}, {time_text}; {concurrent} span(s) of \
-                     {service} active then"
+                     {service} active around it"
                 ),
                 span_id: span.span_id,
                 confidence,

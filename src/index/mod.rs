@@ -119,10 +119,6 @@ impl Store {
         Ok(Arc::new(store))
     }
 
-    pub fn fields(&self) -> &Fields {
-        &self.fields
-    }
-
     pub fn key_for(&self, signal: Signal, time_ns: u64) -> PartitionKey {
         let secs = time_ns / 1_000_000_000;
         PartitionKey {

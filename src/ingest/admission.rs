@@ -110,8 +110,9 @@ impl Admission {
         Ok(())
     }
 
-    /// Bytes in flight now (for tests and metrics).
-    pub fn in_flight(&self) -> usize {
+    /// Bytes in flight now.
+    #[cfg(test)]
+    fn in_flight(&self) -> usize {
         self.limit - self.budget.available_permits()
     }
 

@@ -175,3 +175,19 @@ pub fn histogram_with_exemplar(
 pub fn encode(m: &impl prost::Message) -> Vec<u8> {
     m.encode_to_vec()
 }
+
+/// A trace of one root span (span 1, 1 ms at T0), the commonest request in these tests.
+pub fn one_span_trace(service: &str, trace: u64, name: &str) -> ExportTraceServiceRequest {
+    traces(
+        service,
+        vec![span(&SpanSpec {
+            trace,
+            span: 1,
+            parent: None,
+            name,
+            start_ms: 0,
+            duration_ms: 1,
+            error: false,
+        })],
+    )
+}
