@@ -38,6 +38,9 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
     pub correlate: CorrelateConfig,
+    pub red: RedSettings,
+    pub anomalies: AnomalySettings,
+    pub incidents: IncidentSettings,
     pub extract: ExtractConfig,
 }
 
@@ -52,6 +55,9 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             auth: AuthConfig::default(),
             correlate: CorrelateConfig::default(),
+            red: RedSettings::default(),
+            anomalies: AnomalySettings::default(),
+            incidents: IncidentSettings::default(),
             extract: ExtractConfig::default(),
         }
     }
@@ -216,6 +222,78 @@ impl Default for CorrelateConfig {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedSettings {
+    pub enabled: bool,
+    pub bucket_secs: u64,
+    pub max_series: usize,
+}
+
+impl Default for RedSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bucket_secs: 5,
+            max_series: 2000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnomalySettings {
+    pub threshold: f64,
+    pub baseline_points: usize,
+    pub min_baseline_points: usize,
+    pub level_shift_points: usize,
+    pub min_relative_change: f64,
+}
+
+impl Default for AnomalySettings {
+    fn default() -> Self {
+        Self {
+            threshold: 5.0,
+            baseline_points: 30,
+            min_baseline_points: 6,
+            level_shift_points: 6,
+            min_relative_change: 0.2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IncidentSettings {
+    pub enabled: bool,
+    pub interval_ms: u64,
+    pub step_secs: u64,
+    pub lookback_secs: u64,
+    pub settle_secs: u64,
+    pub group_gap_secs: u64,
+    pub close_after_secs: u64,
+    pub min_errors_per_sec: f64,
+    pub min_latency_change_ms: f64,
+    pub max_series: usize,
+}
+
+impl Default for IncidentSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_ms: 2000,
+            step_secs: 5,
+            lookback_secs: 900,
+            settle_secs: 10,
+            group_gap_secs: 120,
+            close_after_secs: 60,
+            min_errors_per_sec: 0.5,
+            min_latency_change_ms: 20.0,
+            max_series: 200,
+        }
+    }
+}
+
 /// How the captured groups of a pattern become a trace ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -348,6 +426,30 @@ impl Config {
         positive("index.partition_secs", self.index.partition_secs)?;
         positive("index.writer_threads", self.index.writer_threads as u64)?;
         positive("index.queue_bytes", self.index.queue_bytes as u64)?;
+        positive("red.bucket_secs", self.red.bucket_secs)?;
+        positive("red.max_series", self.red.max_series as u64)?;
+        positive("anomalies.baseline_points", self.anomalies.baseline_points as u64)?;
+        positive("anomalies.min_baseline_points", self.anomalies.min_baseline_points as u64)?;
+        positive("anomalies.level_shift_points", self.anomalies.level_shift_points as u64)?;
+        positive("incidents.interval_ms", self.incidents.interval_ms)?;
+        positive("incidents.step_secs", self.incidents.step_secs)?;
+        positive("incidents.max_series", self.incidents.max_series as u64)?;
+        if !(self.anomalies.threshold > 0.0) {
+            return Err(ConfigError::Invalid {
+                field: "anomalies.threshold",
+                reason: format!("must be greater than 0, got {}", self.anomalies.threshold),
+            });
+        }
+        if self.incidents.lookback_secs < 4 * self.incidents.step_secs {
+            return Err(ConfigError::Invalid {
+                field: "incidents.lookback_secs",
+                reason: format!(
+                    "must cover at least 4 steps ({} s), got {}",
+                    4 * self.incidents.step_secs,
+                    self.incidents.lookback_secs
+                ),
+            });
+        }
         positive(
             "limits.max_inflight_bytes",
             self.limits.max_inflight_bytes as u64,

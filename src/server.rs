@@ -5,7 +5,7 @@
 use crate::api::auth::Auth;
 use crate::api::{self, AppState, Routes};
 use crate::config::Config;
-use crate::index::{read_checkpoint, Indexer, Store};
+use crate::index::{read_checkpoint, Indexer, RedConfig, Store};
 use crate::ingest::traceids::Extractor;
 use crate::ingest::{IngestService, Sink};
 use crate::telemetry::Telemetry;
@@ -117,7 +117,11 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
     let checkpoint =
         read_checkpoint(&config.data_dir).map_err(io("cannot read the index checkpoint"))?;
     let wal_cell = Arc::new(OnceLock::new());
-    let indexer = Indexer::start(store.clone(), &config.index, checkpoint, wal_cell.clone())
+    let red = config.red.enabled.then(|| RedConfig {
+        bucket_ns: config.red.bucket_secs * 1_000_000_000,
+        max_series: config.red.max_series,
+    });
+    let indexer = Indexer::start(store.clone(), &config.index, checkpoint, wal_cell.clone(), red)
         .map_err(io("cannot start the indexer"))?;
     let extractor = Extractor::new(&config.extract)?;
     let sink = match mode {

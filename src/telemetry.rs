@@ -13,6 +13,7 @@ pub struct Telemetry {
     pub records_rejected: IntCounterVec,
     pub requests_rejected: IntCounterVec,
     pub log_bodies_truncated: IntCounter,
+    pub red_overflow_spans: IntCounter,
     pub http_request_seconds: HistogramVec,
     pub grpc_request_seconds: HistogramVec,
     pub wal_bytes: IntCounter,
@@ -90,6 +91,10 @@ impl Telemetry {
             log_bodies_truncated: counter(
                 "weft_log_bodies_truncated_total",
                 "Log bodies cut at limits.max_log_body_bytes",
+            ),
+            red_overflow_spans: counter(
+                "weft_red_overflow_spans_total",
+                "Spans counted under RED operation _other_ because of red.max_series",
             ),
             http_request_seconds: histogram_vec(
                 "weft_http_request_duration_seconds",

@@ -5,7 +5,9 @@
 pub mod auth;
 pub mod errors;
 pub mod grpc;
+mod metrics;
 mod ops;
+mod params;
 mod otlp_http;
 pub mod query;
 
@@ -54,6 +56,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, routes: Routes) {
     cfg.service(logs);
     if routes != Routes::Ingest {
         cfg.route("/api/v1/traces/{trace_id}", web::get().to(query::trace))
+            .route("/api/v1/metrics/query", web::get().to(metrics::query))
+            .route("/api/v1/metrics/anomalies", web::get().to(metrics::anomalies))
+            .route("/api/v1/metrics/names", web::get().to(metrics::names))
+            .route("/api/v1/metrics/labels", web::get().to(metrics::label_names))
+            .route(
+                "/api/v1/metrics/labels/{label}/values",
+                web::get().to(metrics::label_values),
+            )
             .route("/api/v1/openapi.json", web::get().to(ops::openapi));
     }
 }
@@ -97,4 +107,37 @@ pub fn app(
             }
         })
         .configure(|cfg| configure(cfg, routes))
+}
+
+/// The tenant of a read request, or the response that refuses it.
+pub(crate) fn tenant_of(
+    req: &actix_web::HttpRequest,
+    state: &AppState,
+) -> Result<crate::model::TenantId, actix_web::HttpResponse> {
+    state
+        .auth
+        .from_http(req)
+        .map_err(|e| errors::json_service_error(&e))
+}
+
+/// Runs a blocking read on the blocking pool; errors become JSON error responses.
+pub(crate) async fn blocking<T, E, F>(f: F) -> Result<T, actix_web::HttpResponse>
+where
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: crate::error::ServiceError + Send + 'static,
+{
+    match web::block(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(errors::json_service_error(&e)),
+        Err(e) => Err(errors::json_error(
+            crate::error::ErrorCode::Internal,
+            &e.to_string(),
+        )),
+    }
+}
+
+/// A parameter error as a 400 response.
+pub(crate) fn bad_request(message: String) -> actix_web::HttpResponse {
+    errors::json_error(crate::error::ErrorCode::InvalidArgument, &message)
 }

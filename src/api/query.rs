@@ -15,12 +15,12 @@ use serde_json::{json, Value};
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 10_000;
 
-fn ns_json(ns: u64) -> Value {
+pub fn ns_json(ns: u64) -> Value {
     // Nanoseconds as a string, as OTLP/JSON does: JavaScript numbers lose precision past 2^53.
     Value::String(ns.to_string())
 }
 
-fn rfc3339(ns: u64) -> String {
+pub fn rfc3339(ns: u64) -> String {
     chrono::DateTime::from_timestamp_nanos(i64::try_from(ns).unwrap_or(i64::MAX))
         .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }

@@ -3,4 +3,7 @@
 //! Depends on `index` and `model`.
 
 pub mod inferred;
+pub mod metrics;
+pub mod series;
+pub mod stats;
 pub mod trace_tree;

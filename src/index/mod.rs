@@ -13,17 +13,21 @@
 
 mod document;
 mod query;
+mod red;
 mod schema;
+mod select;
 mod writer;
 
 pub use document::build as build_document;
 pub use query::{parse_text_query, LogQuery, TraceRecords};
+pub use red::{RedConfig, RED_DURATION, RED_ERRORS, RED_REQUESTS};
 pub use schema::Fields;
+pub use select::{Filter, Pick, SEVERITY_ERROR, STATUS_ERROR};
 pub use writer::{IndexMsg, Indexer};
 
 use crate::config::IndexConfig;
 use crate::error::{ErrorCode, ServiceError};
-use crate::model::Signal;
+use crate::model::{Signal, TenantId};
 use crate::telemetry::Telemetry;
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
@@ -72,6 +76,9 @@ pub struct Store {
     fields: Fields,
     partition_secs: u64,
     partitions: RwLock<BTreeMap<PartitionKey, Arc<Partition>>>,
+    /// Tenants with data, each with the latest record time indexed: the incident detector's
+    /// clock, so replayed or back-filled data is judged by its own time.
+    tenants: RwLock<BTreeMap<TenantId, u64>>,
     telemetry: Arc<Telemetry>,
 }
 
@@ -93,6 +100,7 @@ impl Store {
             fields: Fields::new(),
             partition_secs: config.partition_secs,
             partitions: RwLock::new(BTreeMap::new()),
+            tenants: RwLock::new(BTreeMap::new()),
             telemetry,
         };
         for signal in Signal::ALL {
@@ -116,7 +124,53 @@ impl Store {
             }
         }
         store.update_document_gauges();
+        store.learn_tenants()?;
         Ok(Arc::new(store))
+    }
+
+    /// Tenants found in the term dictionaries at start-up; their clock starts at the time of
+    /// their newest partition's end or now, whichever is earlier.
+    fn learn_tenants(&self) -> Result<(), IndexError> {
+        let now = crate::now_ns();
+        let mut tenants = self.tenants.write();
+        for p in self.partitions.read().values() {
+            let searcher = p.reader.searcher();
+            for seg in searcher.segment_readers() {
+                let inverted = seg.inverted_index(self.fields.tenant)?;
+                let mut terms = inverted.terms().stream()?;
+                while terms.advance() {
+                    let Ok(t) = TenantId::new(&String::from_utf8_lossy(terms.key())) else {
+                        continue;
+                    };
+                    let seen = tenants.entry(t).or_insert(0);
+                    *seen = (*seen).max(p.end_ns.min(now));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records that `tenant` sent data up to `latest_ns` (capped a minute past the wall clock,
+    /// so one record from a skewed clock cannot move the detector's clock far ahead).
+    pub(crate) fn saw(&self, tenant: &TenantId, latest_ns: Option<u64>) {
+        let Some(t) = latest_ns else { return };
+        let t = t.min(crate::now_ns() + 60_000_000_000);
+        let mut tenants = self.tenants.write();
+        match tenants.get_mut(tenant) {
+            Some(seen) => *seen = (*seen).max(t),
+            None => {
+                tenants.insert(tenant.clone(), t);
+            }
+        }
+    }
+
+    /// Every tenant with data and the latest record time indexed for it.
+    pub fn tenants(&self) -> Vec<(TenantId, u64)> {
+        self.tenants
+            .read()
+            .iter()
+            .map(|(t, s)| (t.clone(), *s))
+            .collect()
     }
 
     pub fn key_for(&self, signal: Signal, time_ns: u64) -> PartitionKey {

@@ -1,9 +1,10 @@
 //! The indexer thread: adds acknowledged batches to their partitions in WAL order, commits
 //! every `commit_interval_ms`, then advances the checkpoint and lets the WAL truncate.
 
+use super::red::{RedAggregator, RedConfig};
 use super::{document, write_checkpoint, IndexError, Partition, PartitionKey, Store};
 use crate::config::IndexConfig;
-use crate::model::Batch;
+use crate::model::{Batch, Record, Signal};
 use crate::wal::Wal;
 use parking_lot::{Condvar, Mutex};
 use std::collections::{HashMap, HashSet};
@@ -76,6 +77,8 @@ struct Worker {
     /// the record for the next start.
     failed: bool,
     wal: Arc<OnceLock<Wal>>,
+    /// RED metrics of the spans added since the last commit; `None` when disabled.
+    red: Option<RedAggregator>,
 }
 
 impl Indexer {
@@ -85,6 +88,7 @@ impl Indexer {
         config: &IndexConfig,
         checkpoint: u64,
         wal: Arc<OnceLock<Wal>>,
+        red: Option<RedConfig>,
     ) -> std::io::Result<Indexer> {
         let (tx, rx) = mpsc::channel();
         let gate = Arc::new(ByteGate {
@@ -101,6 +105,7 @@ impl Indexer {
             checkpoint,
             failed: false,
             wal,
+            red: red.map(RedAggregator::new),
         };
         std::thread::Builder::new()
             .name("weft-indexer".into())
@@ -163,12 +168,20 @@ impl Worker {
     }
 
     fn add(&mut self, seq: u64, batch: &Batch) {
-        let keys: HashSet<PartitionKey> = batch
+        let mut keys: HashSet<PartitionKey> = batch
             .records
             .iter()
             .map(|r| self.store.key_for(r.signal(), r.time_ns()))
             .collect();
+        if let Some(red) = &self.red {
+            keys.extend(batch.records.iter().filter_map(|r| match r {
+                Record::Span(s) => Some(self.red_key(red, s)),
+                _ => None,
+            }));
+        }
         self.make_room(&keys, seq);
+        self.store.saw(&batch.tenant, batch.records.iter().map(Record::end_ns).max());
+        self.observe_red(seq, batch);
         let store = self.store.clone();
         for record in &batch.records {
             let key = self.store.key_for(record.signal(), record.time_ns());
@@ -188,6 +201,58 @@ impl Worker {
             }
         }
         self.last_seq = seq;
+    }
+
+    fn red_key(&self, red: &RedAggregator, span: &crate::model::Span) -> PartitionKey {
+        self.store
+            .key_for(Signal::Metrics, red.point_time(red.bucket_of(span)))
+    }
+
+    /// Counts the batch's spans into the RED aggregates, except where the metrics partition
+    /// the point lands in has already committed this entry (a replay).
+    fn observe_red(&mut self, seq: u64, batch: &Batch) {
+        let Some(red) = self.red.take() else { return };
+        let mut red = red;
+        for record in &batch.records {
+            let Record::Span(span) = record else { continue };
+            let key = self.red_key(&red, span);
+            match self.writer(key) {
+                Ok(w) if seq <= w.committed_seq => {}
+                Ok(_) => {
+                    if red.observe(&batch.tenant, span) {
+                        self.store.telemetry.red_overflow_spans.inc();
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(seq, error = %e, "cannot open a metrics partition for RED");
+                    self.failed = true;
+                }
+            }
+        }
+        self.red = Some(red);
+    }
+
+    /// Adds the aggregated RED points to their partitions; runs before any commit, so a
+    /// committed payload always includes the RED share of the entries below it.
+    fn flush_red(&mut self) {
+        let Some(points) = self.red.as_mut().map(RedAggregator::drain) else {
+            return;
+        };
+        let store = self.store.clone();
+        for (tenant, point) in points {
+            let key = store.key_for(Signal::Metrics, point.time_ns);
+            let record = Record::Metric(point);
+            let result = self.writer(key).and_then(|w| {
+                w.writer
+                    .add_document(document::build(&store.fields, &tenant, &record))?;
+                w.dirty = true;
+                Ok(())
+            });
+            if let Err(e) = result {
+                tracing::error!(error = %e, "cannot index a RED point; the WAL keeps its spans");
+                self.failed = true;
+            }
+        }
     }
 
     fn writer(&mut self, key: PartitionKey) -> Result<&mut OpenWriter, IndexError> {
@@ -224,6 +289,9 @@ impl Worker {
             .iter()
             .filter(|k| !self.writers.contains_key(k))
             .count();
+        if self.writers.len() + missing > MAX_OPEN_WRITERS {
+            self.flush_red();
+        }
         while self.writers.len() + missing > MAX_OPEN_WRITERS {
             let victim = self
                 .writers
@@ -260,6 +328,7 @@ impl Worker {
 
     /// Commits every dirty partition, then moves the checkpoint and truncates the WAL.
     fn commit(&mut self) -> Result<u64, IndexError> {
+        self.flush_red();
         let seq = self.last_seq;
         let mut any = false;
         for w in self.writers.values_mut().filter(|w| w.dirty) {

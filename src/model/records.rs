@@ -330,6 +330,14 @@ impl Record {
         }
     }
 
+    /// When the record ends: a span's end, otherwise its time.
+    pub fn end_ns(&self) -> u64 {
+        match self {
+            Record::Span(s) => s.end_ns,
+            other => other.time_ns(),
+        }
+    }
+
     /// The time that decides the record's index partition.
     pub fn time_ns(&self) -> u64 {
         match self {

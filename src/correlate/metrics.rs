@@ -1,0 +1,88 @@
+//! Metric queries and anomalies over the stored points: fetch what a selector names in a
+//! window, evaluate it per step, and find spikes and level shifts in the result.
+
+use super::series::{self, Selector, Series, Spec};
+use super::stats::{self, AnomalyKind, Thresholds};
+use crate::index::{Filter, IndexError, Store};
+use crate::model::TenantId;
+use serde::Serialize;
+
+/// Points one query may read; past it the query is refused with a message that says so.
+pub const MAX_POINTS: usize = 500_000;
+
+/// The series a selector names, evaluated per step. Points from one step before the window
+/// are read too, so a cumulative counter's first step has a value to subtract.
+pub fn query(
+    store: &Store,
+    tenant: &TenantId,
+    selector: &Selector,
+    spec: &Spec,
+) -> Result<Vec<Series>, IndexError> {
+    let filter = Filter {
+        start_ns: spec.start_ns.saturating_sub(spec.step_ns),
+        end_ns: spec.end_ns.saturating_add(spec.step_ns),
+        name: Some(selector.name.clone()),
+        ..Filter::default()
+    };
+    let points: Vec<_> = store
+        .metric_points(tenant, &filter, MAX_POINTS)?
+        .into_iter()
+        .filter(|p| selector.matches(&series::labels_of(p)))
+        .collect();
+    Ok(series::evaluate(&points, spec))
+}
+
+/// An anomaly in one evaluated series, in time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Anomaly {
+    pub kind: AnomalyKind,
+    pub start_ns: u64,
+    pub peak_ns: u64,
+    /// The start of the last anomalous step.
+    pub end_ns: u64,
+    pub score: f64,
+    pub baseline: f64,
+    pub peak_value: f64,
+    pub ongoing: bool,
+}
+
+/// Runs the detector over a series' steps (missing steps are gaps, not zeros, except for
+/// rates, where no data means nothing happened).
+pub fn anomalies(s: &Series, spec: &Spec, t: &Thresholds) -> Vec<Anomaly> {
+    let steps = spec.steps();
+    let fill = if s.kind == "rate" { Some(0.0) } else { None };
+    let mut values = vec![fill; steps];
+    let step_of = |ts: u64| ((ts - spec.start_ns) / spec.step_ns.max(1)) as usize;
+    for &(ts, v) in &s.points {
+        if let Some(slot) = values.get_mut(step_of(ts)) {
+            *slot = Some(v);
+        }
+    }
+    let at = |i: usize| spec.start_ns + i as u64 * spec.step_ns;
+    stats::detect(&values, t)
+        .into_iter()
+        .map(|d| Anomaly {
+            kind: d.kind,
+            start_ns: at(d.start),
+            peak_ns: at(d.peak),
+            end_ns: at(d.end),
+            score: d.score,
+            baseline: d.baseline,
+            peak_value: d.peak_value,
+            ongoing: d.ongoing,
+        })
+        .collect()
+}
+
+impl From<&crate::config::AnomalySettings> for Thresholds {
+    fn from(a: &crate::config::AnomalySettings) -> Self {
+        Thresholds {
+            threshold: a.threshold,
+            baseline_points: a.baseline_points,
+            min_baseline_points: a.min_baseline_points,
+            level_shift_points: a.level_shift_points,
+            min_relative_change: a.min_relative_change,
+            ..Thresholds::default()
+        }
+    }
+}

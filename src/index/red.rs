@@ -1,0 +1,278 @@
+//! RED metrics derived from spans: request count, error count and a duration histogram per
+//! service and operation, in fixed time buckets, stored as ordinary delta series with exemplars
+//! that point at the slowest and the failed spans. Applications that send no metrics still get
+//! "metric spike → traces".
+//!
+//! The indexer thread aggregates the spans of each WAL entry and adds the points to the
+//! metrics partitions just before every commit. A span counts towards a point only if the
+//! entry's sequence number is above the payload of the partition that point lands in, so a
+//! replay after a crash counts every span exactly once, as it does for the records themselves.
+
+use crate::model::{
+    AttrValue, Exemplar, KeyValue, MetricPoint, MetricValue, Scope, Span, TenantId, Temporality,
+};
+use std::collections::{HashMap, HashSet};
+
+pub const RED_REQUESTS: &str = "weft.span.requests";
+pub const RED_ERRORS: &str = "weft.span.errors";
+pub const RED_DURATION: &str = "weft.span.duration";
+/// The operation label of spans past the cardinality bound.
+pub const OVERFLOW_OPERATION: &str = "_other_";
+/// Failed spans kept as exemplars per point.
+const FAILED_EXEMPLARS: usize = 3;
+/// Duration histogram bounds, milliseconds.
+const BOUNDS_MS: [f64; 14] = [
+    1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+    30000.0,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RedConfig {
+    pub bucket_ns: u64,
+    /// Distinct (service, operation) pairs per tenant; more go to operation `_other_`.
+    pub max_series: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CellKey {
+    pub tenant: TenantId,
+    pub service: String,
+    pub operation: String,
+    /// Bucket start, ns.
+    pub bucket: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Cell {
+    requests: u64,
+    errors: u64,
+    counts: Vec<u64>,
+    sum_ms: f64,
+    min_ms: f64,
+    max_ms: f64,
+    slowest: Option<Exemplar>,
+    failed: Vec<Exemplar>,
+}
+
+impl Cell {
+    fn new() -> Self {
+        Self {
+            requests: 0,
+            errors: 0,
+            counts: vec![0; BOUNDS_MS.len() + 1],
+            sum_ms: 0.0,
+            min_ms: f64::INFINITY,
+            max_ms: 0.0,
+            slowest: None,
+            failed: Vec::new(),
+        }
+    }
+}
+
+pub struct RedAggregator {
+    config: RedConfig,
+    cells: HashMap<CellKey, Cell>,
+    known: HashMap<TenantId, HashSet<(String, String)>>,
+}
+
+fn exemplar(span: &Span, ms: f64) -> Exemplar {
+    Exemplar {
+        time_ns: span.end_ns,
+        value: ms,
+        trace_id: Some(span.trace_id),
+        span_id: Some(span.span_id),
+        attributes: Vec::new(),
+    }
+}
+
+impl RedAggregator {
+    pub fn new(config: RedConfig) -> Self {
+        Self {
+            config,
+            cells: HashMap::new(),
+            known: HashMap::new(),
+        }
+    }
+
+    /// The start of the bucket a span's point lands in (by the span's end).
+    pub fn bucket_of(&self, span: &Span) -> u64 {
+        let w = self.config.bucket_ns.max(1);
+        span.end_ns - span.end_ns % w
+    }
+
+    /// The time the point of `bucket` carries: the bucket's end.
+    pub fn point_time(&self, bucket: u64) -> u64 {
+        bucket + self.config.bucket_ns
+    }
+
+    /// Counts one span; `true` when the cardinality bound moved it to operation `_other_`.
+    pub fn observe(&mut self, tenant: &TenantId, span: &Span) -> bool {
+        let known = self.known.entry(tenant.clone()).or_default();
+        let pair = (span.service.clone(), span.name.clone());
+        let operation = if known.contains(&pair) {
+            span.name.clone()
+        } else if known.len() < self.config.max_series {
+            known.insert(pair);
+            span.name.clone()
+        } else {
+            OVERFLOW_OPERATION.to_string()
+        };
+        let overflowed = operation == OVERFLOW_OPERATION && span.name != OVERFLOW_OPERATION;
+        let key = CellKey {
+            tenant: tenant.clone(),
+            service: span.service.clone(),
+            operation,
+            bucket: self.bucket_of(span),
+        };
+        let cell = self.cells.entry(key).or_insert_with(Cell::new);
+        let ms = span.duration_ns() as f64 / 1e6;
+        cell.requests += 1;
+        let i = BOUNDS_MS.iter().position(|b| ms <= *b).unwrap_or(BOUNDS_MS.len());
+        cell.counts[i] += 1;
+        cell.sum_ms += ms;
+        cell.min_ms = cell.min_ms.min(ms);
+        cell.max_ms = cell.max_ms.max(ms);
+        if cell.slowest.as_ref().is_none_or(|e| ms > e.value) {
+            cell.slowest = Some(exemplar(span, ms));
+        }
+        if span.status_code == 2 {
+            cell.errors += 1;
+            if cell.failed.len() < FAILED_EXEMPLARS {
+                cell.failed.push(exemplar(span, ms));
+            }
+        }
+        overflowed
+    }
+
+    /// Every aggregated cell as its three points, and an empty aggregator.
+    pub fn drain(&mut self) -> Vec<(TenantId, MetricPoint)> {
+        let mut out = Vec::with_capacity(self.cells.len() * 3);
+        for (key, cell) in self.cells.drain() {
+            let time_ns = key.bucket + self.config.bucket_ns;
+            let point = |name: &str, unit: &str, value: MetricValue, exemplars: Vec<Exemplar>| {
+                MetricPoint {
+                    name: name.to_string(),
+                    description: "derived by weft from spans".to_string(),
+                    unit: unit.to_string(),
+                    time_ns,
+                    start_ns: key.bucket,
+                    service: key.service.clone(),
+                    resource: vec![KeyValue {
+                        key: "service.name".into(),
+                        value: AttrValue::Str(key.service.clone()),
+                    }],
+                    scope: Scope {
+                        name: "weft.red".into(),
+                        version: env!("CARGO_PKG_VERSION").into(),
+                    },
+                    attributes: vec![KeyValue {
+                        key: "span.name".into(),
+                        value: AttrValue::Str(key.operation.clone()),
+                    }],
+                    value,
+                    exemplars,
+                    flags: 0,
+                }
+            };
+            let sum = |v: u64| MetricValue::Sum {
+                value: v as f64,
+                monotonic: true,
+                temporality: Temporality::Delta,
+            };
+            let mut slow_and_failed: Vec<Exemplar> = cell.slowest.iter().cloned().collect();
+            slow_and_failed.extend(
+                cell.failed
+                    .iter()
+                    .filter(|e| Some(e.span_id) != cell.slowest.as_ref().map(|s| s.span_id))
+                    .cloned(),
+            );
+            out.push((
+                key.tenant.clone(),
+                point(RED_REQUESTS, "{request}", sum(cell.requests), cell.slowest.iter().cloned().collect()),
+            ));
+            if cell.errors > 0 {
+                out.push((key.tenant.clone(), point(RED_ERRORS, "{error}", sum(cell.errors), cell.failed.clone())));
+            }
+            out.push((
+                key.tenant.clone(),
+                point(
+                    RED_DURATION,
+                    "ms",
+                    MetricValue::Histogram {
+                        count: cell.requests,
+                        sum: Some(cell.sum_ms),
+                        min: Some(cell.min_ms),
+                        max: Some(cell.max_ms),
+                        bounds: BOUNDS_MS.to_vec(),
+                        bucket_counts: cell.counts.clone(),
+                        temporality: Temporality::Delta,
+                    },
+                    slow_and_failed,
+                ),
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::testing::span;
+
+    fn tenant() -> TenantId {
+        TenantId::new("t").unwrap()
+    }
+
+    #[test]
+    fn counts_errors_durations_and_picks_exemplars() {
+        let mut red = RedAggregator::new(RedConfig { bucket_ns: 10_000_000_000, max_series: 10 });
+        let t = tenant();
+        let mut slow = span(1, None, 0, 900_000_000);
+        slow.name = "GET /".into();
+        let mut fast = span(2, None, 0, 3_000_000);
+        fast.name = "GET /".into();
+        let mut failed = span(3, None, 0, 40_000_000);
+        failed.name = "GET /".into();
+        failed.status_code = 2;
+        for s in [&slow, &fast, &failed] {
+            red.observe(&t, s);
+        }
+        let points = red.drain();
+        assert_eq!(points.len(), 3);
+        let get = |n: &str| points.iter().find(|(_, p)| p.name == n).unwrap().1.clone();
+        let req = get(RED_REQUESTS);
+        assert!(matches!(req.value, MetricValue::Sum { value, .. } if value == 3.0));
+        assert_eq!(req.exemplars[0].span_id, Some(slow.span_id));
+        assert_eq!(req.time_ns, 10_000_000_000);
+        let err = get(RED_ERRORS);
+        assert_eq!(err.exemplars[0].span_id, Some(failed.span_id));
+        let dur = get(RED_DURATION);
+        let MetricValue::Histogram { bucket_counts, .. } = &dur.value else { panic!() };
+        // 3 ms in (2.5, 5], 40 ms in (25, 50], 900 ms in (500, 1000]
+        assert_eq!(bucket_counts[2], 1);
+        assert_eq!(bucket_counts[5], 1);
+        assert_eq!(bucket_counts[9], 1);
+        assert_eq!(dur.exemplars.len(), 2);
+        assert!(red.drain().is_empty());
+    }
+
+    #[test]
+    fn cardinality_is_bounded() {
+        let mut red = RedAggregator::new(RedConfig { bucket_ns: 1_000_000_000, max_series: 2 });
+        let t = tenant();
+        let mut overflowed = 0;
+        for (i, name) in ["a", "b", "c", "d", "a"].iter().enumerate() {
+            let mut s = span(i as u8 + 1, None, 0, 1_000);
+            s.name = name.to_string();
+            overflowed += red.observe(&t, &s) as u32;
+        }
+        assert_eq!(overflowed, 2);
+        let ops: HashSet<String> = red
+            .drain()
+            .into_iter()
+            .map(|(_, p)| crate::model::attr_str(&p.attributes, "span.name").unwrap().to_string())
+            .collect();
+        assert_eq!(ops, ["a", "b", OVERFLOW_OPERATION].iter().map(|s| s.to_string()).collect());
+    }
+}

@@ -1,0 +1,284 @@
+//! Selections the correlation engine makes: records of some services in a window, by time or
+//! slowest first, error spans, one trace's error logs, metric points of a metric, counts per
+//! step. One filter type builds every such query, always tenant-scoped.
+
+use super::schema::TIME;
+use super::{IndexError, Store};
+use crate::model::{MetricPoint, Record, Signal, TenantId, TraceId};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use tantivy::collector::{DocSetCollector, TopDocs};
+use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::schema::{IndexRecordOption, Value};
+use tantivy::{DocAddress, Order, TantivyDocument, Term};
+
+/// OTLP status code of a failed span.
+pub const STATUS_ERROR: u64 = 2;
+/// The lowest OTLP severity number of an ERROR log.
+pub const SEVERITY_ERROR: u64 = 17;
+
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Any of these services; empty means every service.
+    pub services: Vec<String>,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub trace_id: Option<TraceId>,
+    /// Span status code, exactly.
+    pub status: Option<u64>,
+    /// Log severity number, at least.
+    pub min_severity: Option<u64>,
+    /// Span, metric or log event name, exactly.
+    pub name: Option<String>,
+}
+
+/// Which records a selection keeps when more match than it may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    Oldest,
+    Newest,
+    /// Spans only: the longest first.
+    Slowest,
+}
+
+impl Store {
+    fn filter_query(&self, tenant: &TenantId, f: &Filter) -> BooleanQuery {
+        let term = |field, v: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, v),
+                IndexRecordOption::Basic,
+            ))
+        };
+        let clamp = |ns: u64| i64::try_from(ns).unwrap_or(i64::MAX);
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
+            (Occur::Must, term(self.fields.tenant, tenant.as_str())),
+            (
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    Bound::Included(Term::from_field_i64(self.fields.time, clamp(f.start_ns))),
+                    Bound::Included(Term::from_field_i64(self.fields.time, clamp(f.end_ns))),
+                )),
+            ),
+        ];
+        if !f.services.is_empty() {
+            let any: Vec<(Occur, Box<dyn Query>)> = f
+                .services
+                .iter()
+                .map(|s| (Occur::Should, term(self.fields.service, s)))
+                .collect();
+            clauses.push((Occur::Must, Box::new(BooleanQuery::new(any))));
+        }
+        if let Some(t) = f.trace_id {
+            clauses.push((Occur::Must, term(self.fields.trace_id, &t.to_hex())));
+        }
+        if let Some(name) = &f.name {
+            clauses.push((Occur::Must, term(self.fields.name, name)));
+        }
+        if let Some(status) = f.status {
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_u64(self.fields.status, status),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        }
+        if let Some(min) = f.min_severity {
+            clauses.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    Bound::Included(Term::from_field_u64(self.fields.severity, min)),
+                    Bound::Unbounded,
+                )),
+            ));
+        }
+        BooleanQuery::new(clauses)
+    }
+
+    /// Up to `limit` records of `signal` matching `f`, in the order `pick` names.
+    pub fn select(
+        &self,
+        signal: Signal,
+        tenant: &TenantId,
+        f: &Filter,
+        pick: Pick,
+        limit: usize,
+    ) -> Result<Vec<Record>, IndexError> {
+        let query = self.filter_query(tenant, f);
+        let mut hits: Vec<(i64, Record)> = Vec::new();
+        let mut parts = self.partitions(signal, f.start_ns, f.end_ns);
+        if pick == Pick::Oldest {
+            parts.reverse();
+        }
+        for p in parts {
+            // Partitions are disjoint in time: in time order, stop once the page is full.
+            if pick != Pick::Slowest && hits.len() >= limit {
+                break;
+            }
+            let searcher = p.reader.searcher();
+            let (field, order) = match pick {
+                Pick::Oldest => (TIME, Order::Asc),
+                Pick::Newest => (TIME, Order::Desc),
+                Pick::Slowest => ("duration", Order::Desc),
+            };
+            let addrs: Vec<DocAddress> = if pick == Pick::Slowest {
+                searcher
+                    .search(&query, &TopDocs::with_limit(limit).order_by_fast_field::<u64>(field, order))?
+                    .into_iter()
+                    .map(|(_, a)| a)
+                    .collect()
+            } else {
+                searcher
+                    .search(
+                        &query,
+                        &TopDocs::with_limit(limit - hits.len()).order_by_fast_field::<i64>(field, order),
+                    )?
+                    .into_iter()
+                    .map(|(_, a)| a)
+                    .collect()
+            };
+            for a in addrs {
+                if let Some(r) = self.load(&searcher, a)? {
+                    let key = match (&r, pick) {
+                        (Record::Span(s), Pick::Slowest) => -(s.duration_ns().min(i64::MAX as u64) as i64),
+                        _ => 0,
+                    };
+                    hits.push((key, r));
+                }
+            }
+        }
+        if pick == Pick::Slowest {
+            hits.sort_by_key(|(k, _)| *k);
+            hits.truncate(limit);
+        }
+        Ok(hits.into_iter().map(|(_, r)| r).collect())
+    }
+
+    pub(crate) fn load(
+        &self,
+        searcher: &tantivy::Searcher,
+        addr: DocAddress,
+    ) -> Result<Option<Record>, IndexError> {
+        let doc: TantivyDocument = searcher.doc(addr)?;
+        let Some(raw) = doc.get_first(self.fields.raw).and_then(|v| v.as_bytes()) else {
+            return Ok(None);
+        };
+        match postcard::from_bytes::<Record>(raw) {
+            Ok(r) => Ok(Some(r)),
+            Err(e) => {
+                tracing::error!(error = %e, "stored record does not decode");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Every metric point named `f.name` in the window. More than `limit` is an error that
+    /// says so, rather than a silently partial series.
+    pub fn metric_points(
+        &self,
+        tenant: &TenantId,
+        f: &Filter,
+        limit: usize,
+    ) -> Result<Vec<MetricPoint>, IndexError> {
+        let query = self.filter_query(tenant, f);
+        let mut out = Vec::new();
+        for p in self.partitions(Signal::Metrics, f.start_ns, f.end_ns) {
+            let searcher = p.reader.searcher();
+            let addrs = searcher.search(&query, &DocSetCollector)?;
+            if out.len() + addrs.len() > limit {
+                return Err(IndexError::Query(format!(
+                    "more than {limit} points match; narrow the time range or the selector"
+                )));
+            }
+            for a in addrs {
+                if let Some(Record::Metric(m)) = self.load(&searcher, a)? {
+                    out.push(m);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many records match `f` per service and per step of `step_ns` from `f.start_ns`,
+    /// read from fast fields without loading a document.
+    pub fn count_by_service(
+        &self,
+        signal: Signal,
+        tenant: &TenantId,
+        f: &Filter,
+        step_ns: u64,
+    ) -> Result<BTreeMap<String, Vec<u64>>, IndexError> {
+        let query = self.filter_query(tenant, f);
+        let steps = ((f.end_ns.saturating_sub(f.start_ns)) / step_ns.max(1)) as usize + 1;
+        let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for p in self.partitions(signal, f.start_ns, f.end_ns) {
+            let searcher = p.reader.searcher();
+            let addrs = searcher.search(&query, &DocSetCollector)?;
+            let mut by_segment: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+            for a in addrs {
+                by_segment.entry(a.segment_ord).or_default().push(a.doc_id);
+            }
+            for (seg, docs) in by_segment {
+                let reader = searcher.segment_reader(seg);
+                let fast = reader.fast_fields();
+                let times = fast.i64(TIME)?;
+                let Some(services) = fast.str("service")? else {
+                    continue;
+                };
+                let mut name = String::new();
+                for d in docs {
+                    let (Some(t), Some(ord)) = (times.first(d), services.term_ords(d).next())
+                    else {
+                        continue;
+                    };
+                    name.clear();
+                    services.ord_to_str(ord, &mut name)?;
+                    let i = ((t.max(0) as u64).saturating_sub(f.start_ns) / step_ns.max(1)) as usize;
+                    if i < steps {
+                        out.entry(name.clone()).or_insert_with(|| vec![0; steps])[i] += 1;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Names of the metrics a tenant has points of in the window, sorted.
+    pub fn metric_names(
+        &self,
+        tenant: &TenantId,
+        start_ns: u64,
+        end_ns: u64,
+    ) -> Result<Vec<String>, IndexError> {
+        let mut candidates = BTreeSet::new();
+        let parts = self.partitions(Signal::Metrics, start_ns, end_ns);
+        for p in &parts {
+            let searcher = p.reader.searcher();
+            for seg in searcher.segment_readers() {
+                let inverted = seg.inverted_index(self.fields.name)?;
+                let mut terms = inverted.terms().stream()?;
+                while terms.advance() {
+                    candidates.insert(String::from_utf8_lossy(terms.key()).into_owned());
+                }
+            }
+        }
+        // The term dictionary spans tenants: keep names this tenant has in the window.
+        let mut names = Vec::new();
+        for name in candidates {
+            let f = Filter {
+                start_ns,
+                end_ns,
+                name: Some(name.clone()),
+                ..Filter::default()
+            };
+            let query = self.filter_query(tenant, &f);
+            for p in &parts {
+                if p.reader.searcher().search(&query, &tantivy::collector::Count)? > 0 {
+                    names.push(name);
+                    break;
+                }
+            }
+        }
+        Ok(names)
+    }
+}
