@@ -274,6 +274,7 @@ pub struct IncidentSettings {
     pub close_after_secs: u64,
     pub min_errors_per_sec: f64,
     pub min_latency_change_ms: f64,
+    pub min_anomaly_steps: u64,
     pub max_series: usize,
 }
 
@@ -289,6 +290,7 @@ impl Default for IncidentSettings {
             close_after_secs: 60,
             min_errors_per_sec: 0.5,
             min_latency_change_ms: 20.0,
+            min_anomaly_steps: 2,
             max_series: 200,
         }
     }
@@ -428,13 +430,26 @@ impl Config {
         positive("index.queue_bytes", self.index.queue_bytes as u64)?;
         positive("red.bucket_secs", self.red.bucket_secs)?;
         positive("red.max_series", self.red.max_series as u64)?;
-        positive("anomalies.baseline_points", self.anomalies.baseline_points as u64)?;
-        positive("anomalies.min_baseline_points", self.anomalies.min_baseline_points as u64)?;
-        positive("anomalies.level_shift_points", self.anomalies.level_shift_points as u64)?;
+        positive(
+            "anomalies.baseline_points",
+            self.anomalies.baseline_points as u64,
+        )?;
+        positive(
+            "anomalies.min_baseline_points",
+            self.anomalies.min_baseline_points as u64,
+        )?;
+        positive(
+            "anomalies.level_shift_points",
+            self.anomalies.level_shift_points as u64,
+        )?;
         positive("incidents.interval_ms", self.incidents.interval_ms)?;
         positive("incidents.step_secs", self.incidents.step_secs)?;
         positive("incidents.max_series", self.incidents.max_series as u64)?;
-        if !(self.anomalies.threshold > 0.0) {
+        positive(
+            "incidents.min_anomaly_steps",
+            self.incidents.min_anomaly_steps,
+        )?;
+        if self.anomalies.threshold.is_nan() || self.anomalies.threshold <= 0.0 {
             return Err(ConfigError::Invalid {
                 field: "anomalies.threshold",
                 reason: format!("must be greater than 0, got {}", self.anomalies.threshold),

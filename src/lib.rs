@@ -16,6 +16,7 @@ pub mod api;
 pub mod bench;
 pub mod config;
 pub mod correlate;
+pub mod demo;
 pub mod error;
 pub mod index;
 pub mod ingest;

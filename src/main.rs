@@ -25,6 +25,19 @@ enum Command {
         #[arg(long, value_enum, default_value = "wal")]
         sink: weft::server::SinkMode,
     },
+    /// Run weft and feed it a seven-service shop with an injected database fault; prints the
+    /// URLs to open and reports the incident when it is detected.
+    Demo {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Seconds of calm before the fault (the detector needs a baseline).
+        #[arg(long, default_value_t = 35)]
+        fault_at: u64,
+        #[arg(long, default_value_t = 60)]
+        fault_secs: u64,
+    },
     /// Print the effective settings (defaults, file and WEFT_* variables) as TOML.
     Config {
         #[arg(long)]
@@ -196,6 +209,21 @@ fn main() -> ExitCode {
         Command::Serve { config, sink } => load(config)
             .map_err(|e| e.to_string())
             .and_then(|c| weft::server::serve(c, sink).map_err(|e| e.to_string())),
+        Command::Demo {
+            config,
+            seed,
+            fault_at,
+            fault_secs,
+        } => load(config).map_err(|e| e.to_string()).and_then(|c| {
+            weft::demo::run(
+                c,
+                weft::demo::DemoOptions {
+                    seed,
+                    fault_at_secs: fault_at,
+                    fault_secs,
+                },
+            )
+        }),
         Command::Config { config } => load(config).map_err(|e| e.to_string()).map(|c| {
             print!("{}", toml::to_string(&c).expect("settings serialize"));
         }),

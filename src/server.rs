@@ -5,6 +5,7 @@
 use crate::api::auth::Auth;
 use crate::api::{self, AppState, Routes};
 use crate::config::Config;
+use crate::correlate::incidents::{Detector, Incidents};
 use crate::index::{read_checkpoint, Indexer, RedConfig, Store};
 use crate::ingest::traceids::Extractor;
 use crate::ingest::{IngestService, Sink};
@@ -121,8 +122,14 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
         bucket_ns: config.red.bucket_secs * 1_000_000_000,
         max_series: config.red.max_series,
     });
-    let indexer = Indexer::start(store.clone(), &config.index, checkpoint, wal_cell.clone(), red)
-        .map_err(io("cannot start the indexer"))?;
+    let indexer = Indexer::start(
+        store.clone(),
+        &config.index,
+        checkpoint,
+        wal_cell.clone(),
+        red,
+    )
+    .map_err(io("cannot start the indexer"))?;
     let extractor = Extractor::new(&config.extract)?;
     let sink = match mode {
         SinkMode::Wal => Sink::Wal(wal_cell.clone()),
@@ -189,11 +196,23 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
             .map_err(io("cannot start the replay thread"))?;
     }
 
+    let incidents = Incidents::open(&config.data_dir).map_err(io("cannot open incidents"))?;
+    if mode == SinkMode::Wal && config.incidents.enabled {
+        Detector {
+            store: store.clone(),
+            incidents: incidents.clone(),
+            settings: config.incidents.clone(),
+            anomalies: config.anomalies.clone(),
+        }
+        .start()
+        .map_err(io("cannot start the incident detector"))?;
+    }
     let state = web::Data::new(AppState {
         config: config.clone(),
         auth,
         ingest,
         store,
+        incidents,
     });
     let grace = config.http.shutdown_grace_secs;
     let workers = match config.http.workers {

@@ -5,7 +5,7 @@
 mod common;
 
 use common::otlp::{self, encode, hex, SpanSpec};
-use common::{post, Server};
+use common::{poll, post, red_requests, Server};
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -119,11 +119,13 @@ fn sigkill_under_load_loses_nothing_acknowledged_and_doubles_nothing() {
         1,
     );
     std::thread::sleep(Duration::from_millis(500));
+    let mut stored_spans = 0;
     for (trace, acks) in &ledger {
         let (status, t) =
             server.get_json(&format!("/api/v1/traces/{}", hex(&otlp::trace_id(*trace))));
         let spans = t["spans"].as_array().map_or(0, Vec::len) as u64;
         let logs = t["logs"].as_array().map_or(0, Vec::len);
+        stored_spans += spans;
         assert!(status == 200 || status == 404, "trace {trace}: {status}");
         if acks.spans {
             assert_eq!(
@@ -142,7 +144,17 @@ fn sigkill_under_load_loses_nothing_acknowledged_and_doubles_nothing() {
             assert!(logs <= 1, "trace {trace}: {logs} logs");
         }
     }
-    eprintln!("checked {} traces: {acked_spans} span batches and {acked_logs} logs acknowledged over {ROUNDS} kills", ledger.len());
+    // The RED metrics derived from those spans count each stored span exactly once, however
+    // the kills fell between WAL, span index and metrics index.
+    let counted = poll(Duration::from_secs(10), || {
+        red_requests(&server, "crashy") == stored_spans as f64
+    });
+    assert!(
+        counted,
+        "RED counted {} requests for {stored_spans} stored spans",
+        red_requests(&server, "crashy")
+    );
+    eprintln!("checked {} traces: {acked_spans} span batches and {acked_logs} logs acknowledged over {ROUNDS} kills; RED counted {stored_spans} spans", ledger.len());
 }
 
 #[test]
@@ -224,6 +236,11 @@ fn replay_behind_the_indexes_adds_nothing_twice() {
         );
         assert_eq!(t["logs"].as_array().unwrap().len(), 1, "trace {trace}: {t}");
     }
+    assert_eq!(
+        red_requests(&server, "lagging"),
+        5.0,
+        "RED counted a replayed span twice"
+    );
 }
 
 /// Sends one small trace per request, in order; returns how many were acknowledged.

@@ -93,10 +93,11 @@ pub async fn query(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
         Ok(t) => t,
         Err(r) => return r,
     };
-    let (selector, spec) = match Params::parse(req.query_string(), &QUERY_PARAMS).and_then(|p| query_spec(&p)) {
-        Ok(v) => v,
-        Err(e) => return bad_request(e),
-    };
+    let (selector, spec) =
+        match Params::parse(req.query_string(), &QUERY_PARAMS).and_then(|p| query_spec(&p)) {
+            Ok(v) => v,
+            Err(e) => return bad_request(e),
+        };
     let store = state.store.clone();
     let step = spec.step_ns;
     match blocking(move || metrics::query(&store, &tenant, &selector, &spec)).await {
@@ -234,7 +235,13 @@ async fn labels_seen(
             ..Filter::default()
         };
         let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for r in store.select(Signal::Metrics, &tenant, &f, Pick::Newest, LABEL_SCAN_POINTS)? {
+        for r in store.select(
+            Signal::Metrics,
+            &tenant,
+            &f,
+            Pick::Newest,
+            LABEL_SCAN_POINTS,
+        )? {
             let Record::Metric(m) = r else { continue };
             let labels = series::labels_of(&m);
             if selector.as_ref().is_some_and(|s| !s.matches(&labels)) {
@@ -252,7 +259,9 @@ async fn labels_seen(
 /// `GET /api/v1/metrics/labels?match=&start&end`: label names.
 pub async fn label_names(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     match labels_seen(&req, &state).await {
-        Ok(labels) => HttpResponse::Ok().json(json!({ "labels": labels.keys().collect::<Vec<_>>() })),
+        Ok(labels) => {
+            HttpResponse::Ok().json(json!({ "labels": labels.keys().collect::<Vec<_>>() }))
+        }
         Err(r) => r,
     }
 }

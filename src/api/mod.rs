@@ -3,12 +3,13 @@
 //! May depend on `ingest`, `index`, `correlate`, `model`, `config`, `error` and `telemetry`.
 
 pub mod auth;
+mod correlate;
 pub mod errors;
 pub mod grpc;
 mod metrics;
 mod ops;
-mod params;
 mod otlp_http;
+mod params;
 pub mod query;
 
 use crate::config::Config;
@@ -24,6 +25,7 @@ pub struct AppState {
     pub auth: Arc<auth::Auth>,
     pub ingest: Arc<IngestService>,
     pub store: Arc<Store>,
+    pub incidents: Arc<crate::correlate::incidents::Incidents>,
 }
 
 /// Which routes a listener serves: with a separate query listener the ingest listener keeps
@@ -56,10 +58,21 @@ pub fn configure(cfg: &mut web::ServiceConfig, routes: Routes) {
     cfg.service(logs);
     if routes != Routes::Ingest {
         cfg.route("/api/v1/traces/{trace_id}", web::get().to(query::trace))
+            .route("/api/v1/correlate/metric", web::get().to(correlate::metric))
+            .route("/api/v1/correlate/diff", web::get().to(correlate::diff))
+            .route("/api/v1/timeline", web::get().to(correlate::timeline))
+            .route("/api/v1/incidents", web::get().to(correlate::incidents))
+            .route("/api/v1/incidents/{id}", web::get().to(correlate::incident))
             .route("/api/v1/metrics/query", web::get().to(metrics::query))
-            .route("/api/v1/metrics/anomalies", web::get().to(metrics::anomalies))
+            .route(
+                "/api/v1/metrics/anomalies",
+                web::get().to(metrics::anomalies),
+            )
             .route("/api/v1/metrics/names", web::get().to(metrics::names))
-            .route("/api/v1/metrics/labels", web::get().to(metrics::label_names))
+            .route(
+                "/api/v1/metrics/labels",
+                web::get().to(metrics::label_names),
+            )
             .route(
                 "/api/v1/metrics/labels/{label}/values",
                 web::get().to(metrics::label_values),
@@ -110,6 +123,8 @@ pub fn app(
 }
 
 /// The tenant of a read request, or the response that refuses it.
+// The error is the response itself, handed straight back to actix; boxing it buys nothing.
+#[allow(clippy::result_large_err)]
 pub(crate) fn tenant_of(
     req: &actix_web::HttpRequest,
     state: &AppState,

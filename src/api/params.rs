@@ -46,7 +46,10 @@ impl Params {
 
     pub fn number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, String> {
         self.get(name)
-            .map(|v| v.parse::<T>().map_err(|_| format!("{name}: {v:?} is not a valid number")))
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|_| format!("{name}: {v:?} is not a valid number"))
+            })
             .transpose()
     }
 
@@ -102,7 +105,9 @@ impl Params {
 /// `500ms`, `15s`, `5m`, `2h`, `1d`, or a plain number of seconds.
 pub fn parse_duration(name: &str, v: &str) -> Result<u64, String> {
     let v = v.trim();
-    let split = v.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(v.len());
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
     let (num, unit) = v.split_at(split);
     let n: f64 = num
         .parse()
@@ -133,9 +138,15 @@ mod tests {
         assert_eq!(p.step(0, 3600 * 1_000_000_000).unwrap(), 15_000_000_000);
         let e = Params::parse("colour=red", &["query"]).err().unwrap();
         assert!(e.contains("colour") && e.contains("query"), "{e}");
-        assert!(Params::parse("a=1&a=2", &["a"]).err().unwrap().contains("twice"));
+        assert!(Params::parse("a=1&a=2", &["a"])
+            .err()
+            .unwrap()
+            .contains("twice"));
         let p = Params::parse("step=1ms", &["step"]).unwrap();
-        assert!(p.step(0, 3600 * 1_000_000_000).unwrap_err().contains("11000"));
+        assert!(p
+            .step(0, 3600 * 1_000_000_000)
+            .unwrap_err()
+            .contains("11000"));
         assert_eq!(parse_duration("d", "1.5m").unwrap(), 90_000_000_000);
         assert!(parse_duration("d", "5y").unwrap_err().contains("unit"));
         assert!(parse_duration("d", "fast").is_err());

@@ -65,7 +65,7 @@ const WORDS: [&str; 24] = [
 /// Distinct attribute values: realistic cardinality, not one value per record.
 const VALUE_POOL: usize = 1000;
 
-fn kv(key: &str, value: &str) -> KeyValue {
+pub(crate) fn kv(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.to_string(),
         value: Some(AnyValue {

@@ -9,7 +9,7 @@
 //! span, since the log could belong to any of them.
 
 use crate::index::{IndexError, Store};
-use crate::model::{attr_str, LogRecord, Span, SpanId, TenantId};
+use crate::model::{attr_str, LogRecord, Span, SpanId, TenantId, TraceId};
 use std::collections::{BTreeMap, HashMap};
 
 /// Resource attributes that place a record on one machine or process.
@@ -18,6 +18,7 @@ const PLACE_KEYS: [&str; 3] = ["k8s.pod.name", "container.id", "host.name"];
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inferred {
     pub log: LogRecord,
+    pub trace_id: TraceId,
     pub span_id: SpanId,
     pub confidence: f64,
     pub reason: String,
@@ -44,6 +45,8 @@ fn time_score(span: &Span, t: u64, margin: u64) -> Option<f64> {
     (outside <= margin).then(|| 1.0 - 0.5 * outside as f64 / margin.max(1) as f64)
 }
 
+/// Inferred candidates for the spans of one trace: the unlinked logs of each service around
+/// its spans, best first.
 pub fn infer(
     store: &Store,
     tenant: &TenantId,
@@ -55,70 +58,86 @@ pub fn infer(
     for s in spans {
         by_service.entry(s.service.as_str()).or_default().push(s);
     }
-    let mut out = Vec::new();
-    let mut concurrency: HashMap<SpanId, u64> = HashMap::new();
+    let mut logs = Vec::new();
     for (service, service_spans) in by_service {
         let start = service_spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
         let end = service_spans.iter().map(|s| s.end_ns).max().unwrap_or(0);
-        let logs = store.unlinked_logs(
+        logs.extend(store.unlinked_logs(
             tenant,
             service,
             start.saturating_sub(margin_ns),
             end.saturating_add(margin_ns),
-            max_logs.saturating_sub(out.len()),
-        )?;
-        for log in logs {
-            let t = log.effective_time_ns();
-            // The best span: in place and time, the innermost (shortest) first.
-            let best = service_spans
-                .iter()
-                .filter_map(|s| {
-                    let place = same_place(s, &log);
-                    if place.is_some_and(|(same, _)| !same) {
-                        return None;
-                    }
-                    Some((*s, time_score(s, t, margin_ns)?, place))
-                })
-                .max_by(|a, b| {
-                    a.1.total_cmp(&b.1)
-                        .then(b.0.duration_ns().cmp(&a.0.duration_ns()))
-                });
-            let Some((span, time, place)) = best else {
-                continue;
-            };
-            // Counted once per span, not per log: this runs on every trace lookup.
-            let concurrent = match concurrency.get(&span.span_id) {
-                Some(&n) => n,
-                None => {
-                    let from = span.start_ns.saturating_sub(span.duration_ns() + margin_ns);
-                    let to = span.end_ns.saturating_add(margin_ns);
-                    let n = store.count_spans(tenant, service, from, to)?.max(1);
-                    concurrency.insert(span.span_id, n);
-                    n
-                }
-            };
-            let place_factor = if place.is_some() { 1.0 } else { 0.7 };
-            let confidence = time * place_factor / concurrent as f64;
-            let place_text = match place {
-                Some((_, key)) => format!("same {key}"),
-                None => "no host, pod or container to compare".to_string(),
-            };
-            let time_text = if time >= 1.0 {
-                "inside the span".to_string()
-            } else {
-                "within the margin of the span".to_string()
-            };
-            out.push(Inferred {
-                reason: format!(
-                    "same service {service}, {place_text}, {time_text}; {concurrent} span(s) of \
-                     {service} active around it"
-                ),
-                span_id: span.span_id,
-                confidence,
-                log,
-            });
-        }
+            max_logs.saturating_sub(logs.len()),
+        )?);
     }
+    let mut out = link(store, tenant, spans, logs, margin_ns)?;
     out.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    Ok(out)
+}
+
+/// Links each log without a trace ID to its best span among `spans` (same service, place and
+/// time), scored; logs no span fits are left out. Concurrency is counted once per chosen span.
+pub fn link(
+    store: &Store,
+    tenant: &TenantId,
+    spans: &[Span],
+    logs: Vec<LogRecord>,
+    margin_ns: u64,
+) -> Result<Vec<Inferred>, IndexError> {
+    let mut out = Vec::new();
+    let mut concurrency: HashMap<SpanId, u64> = HashMap::new();
+    for log in logs {
+        let t = log.effective_time_ns();
+        // The best span: in place and time, the innermost (shortest) first.
+        let best = spans
+            .iter()
+            .filter(|s| s.service == log.service)
+            .filter_map(|s| {
+                let place = same_place(s, &log);
+                if place.is_some_and(|(same, _)| !same) {
+                    return None;
+                }
+                Some((s, time_score(s, t, margin_ns)?, place))
+            })
+            .max_by(|a, b| {
+                a.1.total_cmp(&b.1)
+                    .then(b.0.duration_ns().cmp(&a.0.duration_ns()))
+            });
+        let Some((span, time, place)) = best else {
+            continue;
+        };
+        let service = &span.service;
+        let concurrent = match concurrency.get(&span.span_id) {
+            Some(&n) => n,
+            None => {
+                let from = span.start_ns.saturating_sub(span.duration_ns() + margin_ns);
+                let to = span.end_ns.saturating_add(margin_ns);
+                let n = store.count_spans(tenant, service, from, to)?.max(1);
+                concurrency.insert(span.span_id, n);
+                n
+            }
+        };
+        let place_factor = if place.is_some() { 1.0 } else { 0.7 };
+        let confidence = time * place_factor / concurrent as f64;
+        let place_text = match place {
+            Some((_, key)) => format!("same {key}"),
+            None => "no host, pod or container to compare".to_string(),
+        };
+        let time_text = if time >= 1.0 {
+            "inside the span".to_string()
+        } else {
+            "within the margin of the span".to_string()
+        };
+        out.push(Inferred {
+            reason: format!(
+                "same service {service}, {place_text}, {time_text}; {concurrent} span(s) of \
+                 {service} active around it"
+            ),
+            trace_id: span.trace_id,
+            span_id: span.span_id,
+            confidence,
+            log,
+        });
+    }
     Ok(out)
 }

@@ -46,13 +46,22 @@ pub struct Anomaly {
     pub ongoing: bool,
 }
 
-/// Runs the detector over a series' steps (missing steps are gaps, not zeros, except for
-/// rates, where no data means nothing happened).
+/// Runs the detector over a series' steps. Missing steps are gaps, not zeros, except inside
+/// a rate series' life (between its first and last point), where no data means nothing
+/// happened; before a series exists it has no baseline at all.
 pub fn anomalies(s: &Series, spec: &Spec, t: &Thresholds) -> Vec<Anomaly> {
     let steps = spec.steps();
-    let fill = if s.kind == "rate" { Some(0.0) } else { None };
-    let mut values = vec![fill; steps];
     let step_of = |ts: u64| ((ts - spec.start_ns) / spec.step_ns.max(1)) as usize;
+    let mut values: Vec<Option<f64>> = vec![None; steps];
+    if let (true, Some(first), Some(last)) = (s.kind == "rate", s.points.first(), s.points.last()) {
+        for slot in values
+            .iter_mut()
+            .take(step_of(last.0) + 1)
+            .skip(step_of(first.0))
+        {
+            *slot = Some(0.0);
+        }
+    }
     for &(ts, v) in &s.points {
         if let Some(slot) = values.get_mut(step_of(ts)) {
             *slot = Some(v);

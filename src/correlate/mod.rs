@@ -2,8 +2,15 @@
 //! critical path and each span's logs, and logs without trace IDs as inferred candidates.
 //! Depends on `index` and `model`.
 
+pub mod diff;
+pub mod incidents;
 pub mod inferred;
 pub mod metrics;
+pub mod origin;
 pub mod series;
+pub mod spike;
 pub mod stats;
+pub mod templates;
+pub mod timeline;
 pub mod trace_tree;
+pub mod watch;

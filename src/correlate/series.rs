@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 /// The label that holds a point's service (its resource's `service.name`).
 pub const SERVICE_LABEL: &str = "service.name";
+/// The label evaluation gives each quantile series of a histogram or summary.
+pub const QUANTILE_LABEL: &str = "quantile";
 
 pub type Labels = BTreeMap<String, String>;
 
@@ -71,12 +73,14 @@ impl Selector {
         format!("{}{{{}}}", self.name, inner.join(","))
     }
 
-    /// A selector for exactly one series: its name and every label.
+    /// A selector for exactly one series: its name and every label (but `quantile`, which
+    /// evaluation adds and stored points do not have).
     pub fn exact(name: &str, labels: &Labels) -> Selector {
         Selector {
             name: name.to_string(),
             matchers: labels
                 .iter()
+                .filter(|(k, _)| k.as_str() != QUANTILE_LABEL)
                 .map(|(k, v)| Matcher {
                     label: k.clone(),
                     op: MatchOp::Eq,
@@ -233,7 +237,13 @@ enum Contribution {
 
 /// Explicit-bound buckets of an exponential histogram (zero and negative counts go to a
 /// first bucket bounded by 0).
-fn exponential_buckets(scale: i32, zero: u64, offset: i32, positive: &[u64], negative: &[u64]) -> (Vec<f64>, Vec<u64>) {
+fn exponential_buckets(
+    scale: i32,
+    zero: u64,
+    offset: i32,
+    positive: &[u64],
+    negative: &[u64],
+) -> (Vec<f64>, Vec<u64>) {
     let base = 2f64.powf(2f64.powi(-scale));
     let mut bounds = vec![0.0];
     let mut counts = vec![zero + negative.iter().sum::<u64>()];
@@ -255,24 +265,41 @@ fn contributions(points: &[&MetricPoint]) -> Vec<(u64, Contribution)> {
         };
         let c = match &p.value {
             MetricValue::Gauge(v) => Some(Contribution::Gauge(*v)),
-            MetricValue::Sum { value, monotonic, temporality } => match (temporality, monotonic) {
+            MetricValue::Sum {
+                value,
+                monotonic,
+                temporality,
+            } => match (temporality, monotonic) {
                 (Temporality::Delta, true) => Some(Contribution::Delta(*value)),
                 (Temporality::Delta, false) => Some(Contribution::Delta(*value)),
                 (_, false) => Some(Contribution::Level(*value)),
                 (_, true) => match prev.map(|q| &q.value) {
                     Some(MetricValue::Sum { value: before, .. }) if !restarted(prev) => {
                         // A drop is a counter reset: the new value is all growth since.
-                        Some(Contribution::Delta(if value >= before { value - before } else { *value }))
+                        Some(Contribution::Delta(if value >= before {
+                            value - before
+                        } else {
+                            *value
+                        }))
                     }
                     _ => None,
                 },
             },
-            MetricValue::Histogram { bounds, bucket_counts, temporality, .. } => match temporality {
-                Temporality::Delta => Some(Contribution::Buckets(bounds.clone(), bucket_counts.clone())),
+            MetricValue::Histogram {
+                bounds,
+                bucket_counts,
+                temporality,
+                ..
+            } => match temporality {
+                Temporality::Delta => {
+                    Some(Contribution::Buckets(bounds.clone(), bucket_counts.clone()))
+                }
                 _ => match prev.map(|q| &q.value) {
-                    Some(MetricValue::Histogram { bounds: b0, bucket_counts: c0, .. })
-                        if b0 == bounds && c0.len() == bucket_counts.len() && !restarted(prev) =>
-                    {
+                    Some(MetricValue::Histogram {
+                        bounds: b0,
+                        bucket_counts: c0,
+                        ..
+                    }) if b0 == bounds && c0.len() == bucket_counts.len() && !restarted(prev) => {
                         let reset = bucket_counts.iter().zip(c0).any(|(a, b)| a < b);
                         let counts = if reset {
                             bucket_counts.clone()
@@ -284,24 +311,45 @@ fn contributions(points: &[&MetricPoint]) -> Vec<(u64, Contribution)> {
                     _ => None,
                 },
             },
-            MetricValue::ExponentialHistogram { scale, zero_count, positive_offset, positive, negative, temporality, .. } => {
-                let (bounds, counts) = exponential_buckets(*scale, *zero_count, *positive_offset, positive, negative);
+            MetricValue::ExponentialHistogram {
+                scale,
+                zero_count,
+                positive_offset,
+                positive,
+                negative,
+                temporality,
+                ..
+            } => {
+                let (bounds, counts) =
+                    exponential_buckets(*scale, *zero_count, *positive_offset, positive, negative);
                 match temporality {
                     Temporality::Delta => Some(Contribution::Buckets(bounds, counts)),
                     _ => match prev.map(|q| &q.value) {
-                        Some(MetricValue::ExponentialHistogram { scale: s0, zero_count: z0, positive_offset: o0, positive: p0, negative: n0, .. })
-                            if !restarted(prev) =>
-                        {
+                        Some(MetricValue::ExponentialHistogram {
+                            scale: s0,
+                            zero_count: z0,
+                            positive_offset: o0,
+                            positive: p0,
+                            negative: n0,
+                            ..
+                        }) if !restarted(prev) => {
                             let (b0, c0) = exponential_buckets(*s0, *z0, *o0, p0, n0);
-                            (b0 == bounds && c0.iter().zip(&counts).all(|(a, b)| a <= b)).then(|| {
-                                Contribution::Buckets(bounds, counts.iter().zip(&c0).map(|(a, b)| a - b).collect())
-                            })
+                            (b0 == bounds && c0.iter().zip(&counts).all(|(a, b)| a <= b)).then(
+                                || {
+                                    Contribution::Buckets(
+                                        bounds,
+                                        counts.iter().zip(&c0).map(|(a, b)| a - b).collect(),
+                                    )
+                                },
+                            )
                         }
                         _ => None,
                     },
                 }
             }
-            MetricValue::Summary { quantiles, .. } => Some(Contribution::Quantiles(quantiles.clone())),
+            MetricValue::Summary { quantiles, .. } => {
+                Some(Contribution::Quantiles(quantiles.clone()))
+            }
         };
         if let Some(c) = c {
             out.push((p.time_ns, c));
@@ -326,7 +374,11 @@ pub fn histogram_quantile(q: f64, bounds: &[f64], counts: &[u64]) -> Option<f64>
             let Some(&upper) = bounds.get(i) else {
                 return bounds.last().copied();
             };
-            let lower = if i == 0 { upper.min(0.0) } else { bounds[i - 1] };
+            let lower = if i == 0 {
+                upper.min(0.0)
+            } else {
+                bounds[i - 1]
+            };
             let within = (rank - below as f64) / c as f64;
             return Some(lower + (upper - lower) * within);
         }
@@ -402,10 +454,7 @@ pub fn evaluate(points: &[MetricPoint], spec: &Spec) -> Vec<Series> {
         }
         let key = match &spec.by {
             None => labels,
-            Some(by) => labels
-                .into_iter()
-                .filter(|(k, _)| by.contains(k))
-                .collect(),
+            Some(by) => labels.into_iter().filter(|(k, _)| by.contains(k)).collect(),
         };
         let out = grouped.entry(key).or_insert_with(|| Out {
             unit: pts[0].unit.clone(),
@@ -432,7 +481,12 @@ pub fn evaluate(points: &[MetricPoint], spec: &Spec) -> Vec<Series> {
         out.exemplars.sort_by_key(|e| e.time_ns);
         let at = |i: usize| spec.start_ns + i as u64 * spec.step_ns;
         let single = |kind: &'static str, f: &dyn Fn(&StepAcc) -> Option<f64>| {
-            let points: Vec<(u64, f64)> = out.steps.iter().enumerate().filter_map(|(i, s)| f(s).map(|v| (at(i), v))).collect();
+            let points: Vec<(u64, f64)> = out
+                .steps
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| f(s).map(|v| (at(i), v)))
+                .collect();
             (!points.is_empty()).then(|| Series {
                 name: name.clone(),
                 kind,
@@ -445,16 +499,22 @@ pub fn evaluate(points: &[MetricPoint], spec: &Spec) -> Vec<Series> {
         series.extend(single("gauge", &|s| s.gauge));
         series.extend(single("rate", &|s| s.delta.map(|d| d / step_secs)));
         series.extend(single("value", &|s| s.level));
-        let has_distribution = out.steps.iter().any(|s| s.buckets.is_some() || s.quantiles.is_some());
+        let has_distribution = out
+            .steps
+            .iter()
+            .any(|s| s.buckets.is_some() || s.quantiles.is_some());
         if has_distribution {
             for &q in &spec.quantiles {
                 let value = |s: &StepAcc| match (&s.buckets, &s.quantiles) {
                     (Some((b, c)), _) => histogram_quantile(q, b, c),
-                    (None, Some(qs)) => qs.iter().min_by(|a, b| (a.0 - q).abs().total_cmp(&(b.0 - q).abs())).map(|x| x.1),
+                    (None, Some(qs)) => qs
+                        .iter()
+                        .min_by(|a, b| (a.0 - q).abs().total_cmp(&(b.0 - q).abs()))
+                        .map(|x| x.1),
                     _ => None,
                 };
                 if let Some(mut s) = single("quantile", &value) {
-                    s.labels.insert("quantile".into(), q.to_string());
+                    s.labels.insert(QUANTILE_LABEL.into(), q.to_string());
                     series.push(s);
                 }
             }
@@ -479,8 +539,14 @@ mod tests {
             start_ns: 1,
             service: "api".into(),
             resource: vec![],
-            scope: Scope { name: String::new(), version: String::new() },
-            attributes: vec![KeyValue { key: "route".into(), value: AttrValue::Str(route.into()) }],
+            scope: Scope {
+                name: String::new(),
+                version: String::new(),
+            },
+            attributes: vec![KeyValue {
+                key: "route".into(),
+                value: AttrValue::Str(route.into()),
+            }],
             value,
             exemplars: vec![],
             flags: 0,
@@ -488,16 +554,29 @@ mod tests {
     }
 
     fn spec(by: Option<Vec<String>>) -> Spec {
-        Spec { start_ns: 100 * S, end_ns: 139 * S, step_ns: 10 * S, quantiles: vec![0.5, 0.9], by }
+        Spec {
+            start_ns: 100 * S,
+            end_ns: 139 * S,
+            step_ns: 10 * S,
+            quantiles: vec![0.5, 0.9],
+            by,
+        }
     }
 
     fn counter(v: f64) -> MetricValue {
-        MetricValue::Sum { value: v, monotonic: true, temporality: Temporality::Cumulative }
+        MetricValue::Sum {
+            value: v,
+            monotonic: true,
+            temporality: Temporality::Cumulative,
+        }
     }
 
     #[test]
     fn selectors_parse_and_match() {
-        let s = parse_selector(r#"http.duration{service.name="api", route=~"/cart.*",code!="200", x!~"a|b"}"#).unwrap();
+        let s = parse_selector(
+            r#"http.duration{service.name="api", route=~"/cart.*",code!="200", x!~"a|b"}"#,
+        )
+        .unwrap();
         assert_eq!(s.name, "http.duration");
         assert_eq!(s.matchers.len(), 4);
         let mut l = Labels::new();
@@ -512,8 +591,19 @@ mod tests {
         l.insert("route".into(), "x/cart".into());
         assert!(!s.matches(&l));
         assert_eq!(parse_selector("up").unwrap().matchers.len(), 0);
-        assert_eq!(parse_selector(r#"a{k="q\"uote"}"#).unwrap().matchers[0].value, "q\"uote");
-        for bad in ["", "{a=\"b\"}", "m{a=b}", "m{a~\"b\"}", "m{a=\"b\"", "m{a=~\"(\"}", "m{a=\"b\" c=\"d\"}"] {
+        assert_eq!(
+            parse_selector(r#"a{k="q\"uote"}"#).unwrap().matchers[0].value,
+            "q\"uote"
+        );
+        for bad in [
+            "",
+            "{a=\"b\"}",
+            "m{a=b}",
+            "m{a~\"b\"}",
+            "m{a=\"b\"",
+            "m{a=~\"(\"}",
+            "m{a=\"b\" c=\"d\"}",
+        ] {
             assert!(parse_selector(bad).is_err(), "{bad:?} parsed");
         }
     }
@@ -521,14 +611,28 @@ mod tests {
     #[test]
     fn counters_become_rates_across_resets() {
         // Cumulative 0, 50, 100 | reset to 20, 80 : deltas 50, 50, 20, 60 at 105,115,125,135.
-        let pts: Vec<MetricPoint> = [(95, 0.0), (105, 50.0), (115, 100.0), (125, 20.0), (135, 80.0)]
-            .iter()
-            .map(|&(t, v)| point(t * S, counter(v), "/"))
-            .collect();
+        let pts: Vec<MetricPoint> = [
+            (95, 0.0),
+            (105, 50.0),
+            (115, 100.0),
+            (125, 20.0),
+            (135, 80.0),
+        ]
+        .iter()
+        .map(|&(t, v)| point(t * S, counter(v), "/"))
+        .collect();
         let out = evaluate(&pts, &spec(None));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].kind, "rate");
-        assert_eq!(out[0].points, vec![(100 * S, 5.0), (110 * S, 5.0), (120 * S, 2.0), (130 * S, 6.0)]);
+        assert_eq!(
+            out[0].points,
+            vec![
+                (100 * S, 5.0),
+                (110 * S, 5.0),
+                (120 * S, 2.0),
+                (130 * S, 6.0)
+            ]
+        );
     }
 
     #[test]
@@ -552,7 +656,10 @@ mod tests {
         // 10 in (0,10], 80 in (10,100], 10 in (100, +inf)
         let bounds = [10.0, 100.0];
         let counts = [10, 80, 10];
-        assert_eq!(histogram_quantile(0.5, &bounds, &counts), Some(10.0 + 90.0 * 0.5));
+        assert_eq!(
+            histogram_quantile(0.5, &bounds, &counts),
+            Some(10.0 + 90.0 * 0.5)
+        );
         assert_eq!(histogram_quantile(0.05, &bounds, &counts), Some(5.0));
         assert_eq!(histogram_quantile(0.95, &bounds, &counts), Some(100.0));
         assert_eq!(histogram_quantile(0.5, &bounds, &[0, 0, 0]), None);
@@ -565,7 +672,10 @@ mod tests {
             bucket_counts: c,
             temporality: Temporality::Delta,
         };
-        let pts = vec![point(101 * S, delta(vec![5, 40, 5]), "/"), point(102 * S, delta(vec![5, 40, 5]), "/")];
+        let pts = vec![
+            point(101 * S, delta(vec![5, 40, 5]), "/"),
+            point(102 * S, delta(vec![5, 40, 5]), "/"),
+        ];
         let out = evaluate(&pts, &spec(None));
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].labels["quantile"], "0.5");

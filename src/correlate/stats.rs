@@ -7,6 +7,8 @@ use serde::Serialize;
 
 /// MAD × this estimates the standard deviation of normally distributed data.
 const MAD_TO_SIGMA: f64 = 1.4826;
+/// Mean absolute deviation × this does the same.
+const MEAN_AD_TO_SIGMA: f64 = 1.2533;
 
 /// The median of `xs` (reordered in place); `None` when empty.
 pub fn median(xs: &mut [f64]) -> Option<f64> {
@@ -93,10 +95,21 @@ pub struct Detected {
     pub ongoing: bool,
 }
 
-/// The robust z-score of `x` against `baseline`, or `None` when it is within the thresholds.
-fn deviation(x: f64, baseline: &[f64], t: &Thresholds) -> Option<(f64, f64)> {
-    let mut b = baseline.to_vec();
-    let med = median(&mut b)?;
+/// The spread of a baseline around its median, as a standard deviation estimate.
+fn spread(baseline: &[f64], med: f64) -> f64 {
+    let sigma = MAD_TO_SIGMA * mad(baseline, med);
+    if sigma > 0.0 {
+        return sigma;
+    }
+    // When more than half the baseline sits on the median, MAD is 0 although the series
+    // varies; the mean absolute deviation (× 1.2533 estimates sigma) still sees it.
+    let mean_ad = baseline.iter().map(|x| (x - med).abs()).sum::<f64>() / baseline.len() as f64;
+    MEAN_AD_TO_SIGMA * mean_ad
+}
+
+/// The robust z-score of `x` against the baseline median, with the spread given, or `None`
+/// when it is within the thresholds.
+fn deviation(x: f64, med: f64, sigma: f64, t: &Thresholds) -> Option<f64> {
     let diff = x - med;
     let wanted = match t.direction {
         Direction::Up => diff > 0.0,
@@ -109,45 +122,50 @@ fn deviation(x: f64, baseline: &[f64], t: &Thresholds) -> Option<(f64, f64)> {
     {
         return None;
     }
-    // A flat baseline has MAD 0: the deviation is then measured against the smallest change
-    // the thresholds accept, so it still gets a finite, comparable score.
+    // A flat baseline has no spread: the deviation is then measured against the smallest
+    // change the thresholds accept, so it still gets a finite, comparable score.
     let floor = (t.min_relative_change * med.abs())
         .max(t.min_absolute_change)
         .max(f64::EPSILON)
         / t.threshold;
-    let sigma = (MAD_TO_SIGMA * mad(&b, med)).max(floor);
-    let z = diff / sigma;
-    (z.abs() >= t.threshold).then_some((z, med))
+    let z = diff / sigma.max(floor);
+    (z.abs() >= t.threshold).then_some(z)
 }
 
 /// Finds spikes and level shifts. `None` values (empty steps) are skipped: they neither count
 /// as baseline nor break a run.
+///
+/// Each point is compared with the median of the trailing baseline, so a level shift ends by
+/// itself once the window has moved to the new level. The spread is taken from the baseline
+/// as it was when a run began: the run's own points would otherwise inflate it and cut the
+/// run short.
 pub fn detect(values: &[Option<f64>], t: &Thresholds) -> Vec<Detected> {
     let mut out: Vec<Detected> = Vec::new();
     let mut history: Vec<f64> = Vec::new();
-    let mut run: Option<Detected> = None;
-    let mut run_len = 0;
+    let mut run: Option<(Detected, usize, f64)> = None;
     let last = values.iter().rposition(Option::is_some);
     for (i, v) in values.iter().enumerate() {
         let Some(x) = *v else { continue };
-        let from = history.len().saturating_sub(t.baseline_points);
         let verdict = if history.len() >= t.min_baseline_points {
-            deviation(x, &history[from..], t)
+            let from = history.len().saturating_sub(t.baseline_points);
+            let mut b = history[from..].to_vec();
+            let med = median(&mut b).unwrap_or(0.0);
+            let sigma = run.as_ref().map_or_else(|| spread(&b, med), |r| r.2);
+            deviation(x, med, sigma, t).map(|z| (z, med, sigma))
         } else {
             None
         };
         history.push(x);
         match (verdict, run.as_mut()) {
-            (Some((z, _)), Some(r)) => {
-                run_len += 1;
+            (Some((z, _, _)), Some((r, len, _))) => {
+                *len += 1;
                 r.end = i;
                 if z.abs() > r.score.abs() {
                     (r.peak, r.score, r.peak_value) = (i, z, x);
                 }
             }
-            (Some((z, med)), None) => {
-                run_len = 1;
-                run = Some(Detected {
+            (Some((z, med, sigma)), None) => {
+                let d = Detected {
                     kind: AnomalyKind::Spike,
                     start: i,
                     peak: i,
@@ -156,18 +174,19 @@ pub fn detect(values: &[Option<f64>], t: &Thresholds) -> Vec<Detected> {
                     baseline: med,
                     peak_value: x,
                     ongoing: false,
-                });
+                };
+                run = Some((d, 1, sigma));
             }
             (None, _) => {
-                if let Some(r) = run.take() {
-                    out.push(finish(r, run_len, t, false));
+                if let Some((r, len, _)) = run.take() {
+                    out.push(finish(r, len, t, false));
                 }
             }
         }
     }
-    if let Some(r) = run.take() {
+    if let Some((r, len, _)) = run.take() {
         let ongoing = Some(r.end) == last;
-        out.push(finish(r, run_len, t, ongoing));
+        out.push(finish(r, len, t, ongoing));
     }
     out
 }
@@ -205,7 +224,10 @@ mod tests {
         let found = detect(&series(&xs), &Thresholds::default());
         assert_eq!(found.len(), 1, "{found:?}");
         let a = &found[0];
-        assert_eq!((a.kind, a.start, a.peak, a.end), (AnomalyKind::Spike, 10, 11, 12));
+        assert_eq!(
+            (a.kind, a.start, a.peak, a.end),
+            (AnomalyKind::Spike, 10, 11, 12)
+        );
         assert_eq!(a.peak_value, 50.0);
         assert_eq!(a.baseline, 10.0);
         // 1.4826 × MAD of the baseline (0.2) is below the floor that min_relative_change sets,
@@ -227,8 +249,10 @@ mod tests {
         let a = &found[0];
         assert_eq!(a.kind, AnomalyKind::LevelShift);
         assert_eq!(a.start, 20);
-        // The trailing median leaves 1 once half of the 12 baseline points are 5.
-        assert_eq!(a.end, 25);
+        // The run lasts until the trailing median reaches 5: at index 26 half of the 12
+        // baseline points are 5 (median 3, still 2 away with the spread of the all-1 baseline
+        // the run began with); at 27 the median is 5.
+        assert_eq!(a.end, 26);
         assert!(!a.ongoing);
     }
 
@@ -252,6 +276,25 @@ mod tests {
         let mut drop = vec![10.0; 12];
         drop.push(0.0);
         assert!(detect(&series(&drop), &t).is_empty());
+    }
+
+    #[test]
+    fn a_mostly_constant_baseline_still_has_a_spread() {
+        // 3 most of the time, sometimes 2 or 4: MAD is 0, the mean absolute deviation is 0.2.
+        let mut xs = vec![3.0, 3.0, 2.0, 3.0, 3.0, 4.0, 3.0, 3.0, 3.0, 3.0];
+        xs.push(4.0);
+        assert!(detect(&series(&xs), &Thresholds::default()).is_empty());
+        // 20 is z = 17 / (1.2533 × 0.2) ≈ 67.8.
+        xs.push(20.0);
+        let found = detect(&series(&xs), &Thresholds::default());
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].start, 11);
+        let mean_ad = 3.0 / 11.0;
+        assert!(
+            (found[0].score - 17.0 / (1.2533 * mean_ad)).abs() < 1e-6,
+            "{}",
+            found[0].score
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! replay after a crash counts every span exactly once, as it does for the records themselves.
 
 use crate::model::{
-    AttrValue, Exemplar, KeyValue, MetricPoint, MetricValue, Scope, Span, TenantId, Temporality,
+    AttrValue, Exemplar, KeyValue, MetricPoint, MetricValue, Scope, Span, Temporality, TenantId,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -22,8 +22,7 @@ pub const OVERFLOW_OPERATION: &str = "_other_";
 const FAILED_EXEMPLARS: usize = 3;
 /// Duration histogram bounds, milliseconds.
 const BOUNDS_MS: [f64; 14] = [
-    1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
-    30000.0,
+    1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -127,7 +126,10 @@ impl RedAggregator {
         let cell = self.cells.entry(key).or_insert_with(Cell::new);
         let ms = span.duration_ns() as f64 / 1e6;
         cell.requests += 1;
-        let i = BOUNDS_MS.iter().position(|b| ms <= *b).unwrap_or(BOUNDS_MS.len());
+        let i = BOUNDS_MS
+            .iter()
+            .position(|b| ms <= *b)
+            .unwrap_or(BOUNDS_MS.len());
         cell.counts[i] += 1;
         cell.sum_ms += ms;
         cell.min_ms = cell.min_ms.min(ms);
@@ -188,10 +190,18 @@ impl RedAggregator {
             );
             out.push((
                 key.tenant.clone(),
-                point(RED_REQUESTS, "{request}", sum(cell.requests), cell.slowest.iter().cloned().collect()),
+                point(
+                    RED_REQUESTS,
+                    "{request}",
+                    sum(cell.requests),
+                    cell.slowest.iter().cloned().collect(),
+                ),
             ));
             if cell.errors > 0 {
-                out.push((key.tenant.clone(), point(RED_ERRORS, "{error}", sum(cell.errors), cell.failed.clone())));
+                out.push((
+                    key.tenant.clone(),
+                    point(RED_ERRORS, "{error}", sum(cell.errors), cell.failed.clone()),
+                ));
             }
             out.push((
                 key.tenant.clone(),
@@ -226,7 +236,10 @@ mod tests {
 
     #[test]
     fn counts_errors_durations_and_picks_exemplars() {
-        let mut red = RedAggregator::new(RedConfig { bucket_ns: 10_000_000_000, max_series: 10 });
+        let mut red = RedAggregator::new(RedConfig {
+            bucket_ns: 10_000_000_000,
+            max_series: 10,
+        });
         let t = tenant();
         let mut slow = span(1, None, 0, 900_000_000);
         slow.name = "GET /".into();
@@ -248,7 +261,9 @@ mod tests {
         let err = get(RED_ERRORS);
         assert_eq!(err.exemplars[0].span_id, Some(failed.span_id));
         let dur = get(RED_DURATION);
-        let MetricValue::Histogram { bucket_counts, .. } = &dur.value else { panic!() };
+        let MetricValue::Histogram { bucket_counts, .. } = &dur.value else {
+            panic!()
+        };
         // 3 ms in (2.5, 5], 40 ms in (25, 50], 900 ms in (500, 1000]
         assert_eq!(bucket_counts[2], 1);
         assert_eq!(bucket_counts[5], 1);
@@ -259,7 +274,10 @@ mod tests {
 
     #[test]
     fn cardinality_is_bounded() {
-        let mut red = RedAggregator::new(RedConfig { bucket_ns: 1_000_000_000, max_series: 2 });
+        let mut red = RedAggregator::new(RedConfig {
+            bucket_ns: 1_000_000_000,
+            max_series: 2,
+        });
         let t = tenant();
         let mut overflowed = 0;
         for (i, name) in ["a", "b", "c", "d", "a"].iter().enumerate() {
@@ -271,8 +289,18 @@ mod tests {
         let ops: HashSet<String> = red
             .drain()
             .into_iter()
-            .map(|(_, p)| crate::model::attr_str(&p.attributes, "span.name").unwrap().to_string())
+            .map(|(_, p)| {
+                crate::model::attr_str(&p.attributes, "span.name")
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
-        assert_eq!(ops, ["a", "b", OVERFLOW_OPERATION].iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            ops,
+            ["a", "b", OVERFLOW_OPERATION]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        );
     }
 }

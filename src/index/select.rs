@@ -123,7 +123,10 @@ impl Store {
             };
             let addrs: Vec<DocAddress> = if pick == Pick::Slowest {
                 searcher
-                    .search(&query, &TopDocs::with_limit(limit).order_by_fast_field::<u64>(field, order))?
+                    .search(
+                        &query,
+                        &TopDocs::with_limit(limit).order_by_fast_field::<u64>(field, order),
+                    )?
                     .into_iter()
                     .map(|(_, a)| a)
                     .collect()
@@ -131,7 +134,8 @@ impl Store {
                 searcher
                     .search(
                         &query,
-                        &TopDocs::with_limit(limit - hits.len()).order_by_fast_field::<i64>(field, order),
+                        &TopDocs::with_limit(limit - hits.len())
+                            .order_by_fast_field::<i64>(field, order),
                     )?
                     .into_iter()
                     .map(|(_, a)| a)
@@ -140,7 +144,9 @@ impl Store {
             for a in addrs {
                 if let Some(r) = self.load(&searcher, a)? {
                     let key = match (&r, pick) {
-                        (Record::Span(s), Pick::Slowest) => -(s.duration_ns().min(i64::MAX as u64) as i64),
+                        (Record::Span(s), Pick::Slowest) => {
+                            -(s.duration_ns().min(i64::MAX as u64) as i64)
+                        }
                         _ => 0,
                     };
                     hits.push((key, r));
@@ -233,7 +239,8 @@ impl Store {
                     };
                     name.clear();
                     services.ord_to_str(ord, &mut name)?;
-                    let i = ((t.max(0) as u64).saturating_sub(f.start_ns) / step_ns.max(1)) as usize;
+                    let i =
+                        ((t.max(0) as u64).saturating_sub(f.start_ns) / step_ns.max(1)) as usize;
                     if i < steps {
                         out.entry(name.clone()).or_insert_with(|| vec![0; steps])[i] += 1;
                     }
@@ -273,7 +280,11 @@ impl Store {
             };
             let query = self.filter_query(tenant, &f);
             for p in &parts {
-                if p.reader.searcher().search(&query, &tantivy::collector::Count)? > 0 {
+                if p.reader
+                    .searcher()
+                    .search(&query, &tantivy::collector::Count)?
+                    > 0
+                {
                     names.push(name);
                     break;
                 }

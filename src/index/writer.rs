@@ -180,7 +180,10 @@ impl Worker {
             }));
         }
         self.make_room(&keys, seq);
-        self.store.saw(&batch.tenant, batch.records.iter().map(Record::end_ns).max());
+        self.store.saw(
+            &batch.tenant,
+            batch.records.iter().map(Record::end_ns).max(),
+        );
         self.observe_red(seq, batch);
         let store = self.store.clone();
         for record in &batch.records {

@@ -267,3 +267,19 @@ pub fn fixture(name: &str) -> Vec<u8> {
         )
     })
 }
+
+/// How many spans of `service` the derived RED metric `weft.span.requests` counted in the
+/// day around `otlp::T0`: the per-minute rates times 60, summed.
+pub fn red_requests(server: &Server, service: &str) -> f64 {
+    let day = 86_400;
+    let t0 = otlp::T0 / 1_000_000_000;
+    let (status, body) = server.get_json(&format!(
+        "/api/v1/metrics/query?query=weft.span.requests{{service.name=%22{service}%22}}&by=service.name&step=60s&start={}&end={}",
+        t0 - day / 2,
+        t0 + day / 2
+    ));
+    assert_eq!(status, 200, "{body}");
+    body["series"][0]["points"].as_array().map_or(0.0, |p| {
+        p.iter().map(|p| p["value"].as_f64().unwrap() * 60.0).sum()
+    })
+}

@@ -1,0 +1,229 @@
+//! The signals watched for incidents, per service: RED error rate and p95 latency derived
+//! from spans, the rate of error logs, and the tenant's own metric series. Each is evaluated
+//! on a step grid aligned to whole steps, so an anomaly keeps its start time from one look to
+//! the next.
+
+use super::metrics::{self, Anomaly};
+use super::series::{parse_selector, Selector, Series, Spec, SERVICE_LABEL};
+use super::stats::{Direction, Thresholds};
+use crate::config::IncidentSettings;
+use crate::index::{Filter, IndexError, Store, RED_DURATION, RED_ERRORS, SEVERITY_ERROR};
+use crate::model::{Exemplar, Signal, TenantId};
+use serde::{Deserialize, Serialize};
+
+/// Quantile of the RED duration histogram that is watched.
+pub const LATENCY_QUANTILE: f64 = 0.95;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Watched {
+    /// `errors`, `latency`, `error_logs` or `metric`.
+    pub signal: String,
+    pub service: String,
+    /// The series as a selector (`error_logs{…}` for log counts, which are not stored series).
+    pub series: String,
+    pub anomaly: StoredAnomaly,
+    /// Exemplars of the series within the anomaly, highest value first (at most 5).
+    pub exemplars: Vec<Exemplar>,
+}
+
+/// An anomaly as kept in an incident (the detector's `Anomaly`, serialisable both ways).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredAnomaly {
+    pub kind: String,
+    pub start_ns: u64,
+    pub peak_ns: u64,
+    pub end_ns: u64,
+    pub score: f64,
+    pub baseline: f64,
+    pub peak_value: f64,
+    pub ongoing: bool,
+}
+
+impl From<&Anomaly> for StoredAnomaly {
+    fn from(a: &Anomaly) -> Self {
+        StoredAnomaly {
+            kind: serde_json::to_value(a.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            start_ns: a.start_ns,
+            peak_ns: a.peak_ns,
+            end_ns: a.end_ns,
+            score: a.score,
+            baseline: a.baseline,
+            peak_value: a.peak_value,
+            ongoing: a.ongoing,
+        }
+    }
+}
+
+/// The whole steps within `[start_ns, end_ns]`, aligned to multiples of the step. A step
+/// still filling at the end is left out: its partial rate or quantile would look like a drop
+/// or a spike.
+pub fn grid(start_ns: u64, end_ns: u64, step_ns: u64) -> Spec {
+    Spec {
+        start_ns: start_ns - start_ns % step_ns,
+        end_ns: (end_ns - end_ns % step_ns).saturating_sub(1).max(start_ns),
+        step_ns,
+        quantiles: vec![LATENCY_QUANTILE],
+        by: Some(vec![SERVICE_LABEL.to_string()]),
+    }
+}
+
+fn watched(
+    signal: &str,
+    series: &Series,
+    spec: &Spec,
+    t: &Thresholds,
+    text: String,
+    out: &mut Vec<Watched>,
+) {
+    let service = series
+        .labels
+        .get(SERVICE_LABEL)
+        .cloned()
+        .unwrap_or_default();
+    for a in metrics::anomalies(series, spec, t) {
+        let mut exemplars: Vec<Exemplar> = series
+            .exemplars
+            .iter()
+            .filter(|e| {
+                e.time_ns + spec.step_ns >= a.start_ns && e.time_ns <= a.end_ns + 2 * spec.step_ns
+            })
+            .cloned()
+            .collect();
+        exemplars.sort_by(|a, b| b.value.total_cmp(&a.value));
+        exemplars.truncate(5);
+        out.push(Watched {
+            signal: signal.to_string(),
+            service: service.clone(),
+            series: text.clone(),
+            anomaly: StoredAnomaly::from(&a),
+            exemplars,
+        });
+    }
+}
+
+/// Anomalies of every watched signal in the window, of `services` only when given.
+pub fn anomalies(
+    store: &Store,
+    tenant: &TenantId,
+    services: Option<&[String]>,
+    spec: &Spec,
+    settings: &IncidentSettings,
+    base: &Thresholds,
+    with_app_metrics: bool,
+) -> Result<Vec<Watched>, IndexError> {
+    let mut out = Vec::new();
+    let keep = |s: &Series| {
+        services.is_none_or(|list| {
+            s.labels
+                .get(SERVICE_LABEL)
+                .is_some_and(|v| list.contains(v))
+        })
+    };
+    let up = |min_absolute_change: f64| Thresholds {
+        direction: Direction::Up,
+        min_absolute_change,
+        ..base.clone()
+    };
+    let red = |name: &str| Selector {
+        name: name.to_string(),
+        matchers: Vec::new(),
+    };
+    for s in metrics::query(store, tenant, &red(RED_ERRORS), spec)?
+        .iter()
+        .filter(|s| keep(s))
+    {
+        let text = format!(
+            "{RED_ERRORS}{{{SERVICE_LABEL}={:?}}}",
+            s.labels[SERVICE_LABEL]
+        );
+        watched(
+            "errors",
+            s,
+            spec,
+            &up(settings.min_errors_per_sec),
+            text,
+            &mut out,
+        );
+    }
+    for s in metrics::query(store, tenant, &red(RED_DURATION), spec)?
+        .iter()
+        .filter(|s| keep(s))
+    {
+        let text = format!(
+            "{RED_DURATION}{{{SERVICE_LABEL}={:?}}}",
+            s.labels[SERVICE_LABEL]
+        );
+        watched(
+            "latency",
+            s,
+            spec,
+            &up(settings.min_latency_change_ms),
+            text,
+            &mut out,
+        );
+    }
+    let logs = Filter {
+        services: services.map(<[String]>::to_vec).unwrap_or_default(),
+        start_ns: spec.start_ns,
+        end_ns: spec.end_ns,
+        min_severity: Some(SEVERITY_ERROR),
+        ..Filter::default()
+    };
+    let step_secs = spec.step_ns as f64 / 1e9;
+    for (service, counts) in store.count_by_service(Signal::Logs, tenant, &logs, spec.step_ns)? {
+        let series = Series {
+            name: "error_logs".into(),
+            kind: "rate",
+            unit: "{log}/s".into(),
+            labels: [(SERVICE_LABEL.to_string(), service.clone())].into(),
+            points: counts
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    (
+                        spec.start_ns + i as u64 * spec.step_ns,
+                        *c as f64 / step_secs,
+                    )
+                })
+                .collect(),
+            exemplars: Vec::new(),
+        };
+        let text = format!("error_logs{{{SERVICE_LABEL}={service:?}}}");
+        watched(
+            "error_logs",
+            &series,
+            spec,
+            &up(settings.min_errors_per_sec),
+            text,
+            &mut out,
+        );
+    }
+    if with_app_metrics {
+        let mut budget = settings.max_series;
+        let names = store.metric_names(tenant, spec.start_ns, spec.end_ns)?;
+        for name in names.iter().filter(|n| !n.starts_with("weft.")) {
+            let Ok(selector) = parse_selector(name) else {
+                continue;
+            };
+            let per_series = Spec {
+                by: None,
+                ..spec.clone()
+            };
+            for s in metrics::query(store, tenant, &selector, &per_series)?
+                .iter()
+                .filter(|s| keep(s))
+            {
+                if budget == 0 {
+                    break;
+                }
+                budget -= 1;
+                let text = Selector::exact(&s.name, &s.labels).to_text();
+                watched("metric", s, &per_series, base, text, &mut out);
+            }
+        }
+    }
+    Ok(out)
+}
