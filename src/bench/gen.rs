@@ -18,7 +18,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 
-const SERVICES: [&str; 8] = [
+pub(crate) const SERVICES: [&str; 8] = [
     "frontend",
     "checkout",
     "cart",
@@ -28,7 +28,7 @@ const SERVICES: [&str; 8] = [
     "auth",
     "recommendation",
 ];
-const OPERATIONS: [&str; 6] = [
+pub(crate) const OPERATIONS: [&str; 6] = [
     "GET /api/items",
     "POST /api/cart",
     "charge",

@@ -2,9 +2,10 @@
 //! real one, each started fresh from this binary on a temporary directory; then queries over a
 //! loaded data set. Prints Markdown tables.
 
-use super::gen::Generator;
+use super::gen::{Generator, OPERATIONS, SERVICES};
 use super::load::{self, percentile, LoadOptions, LoadReport};
 use crate::model::Signal;
+use rand::{Rng, SeedableRng};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -227,21 +228,27 @@ pub fn run_suite(opts: &SuiteOptions) -> Result<(), String> {
 fn query_figures(opts: &SuiteOptions, rt: &tokio::runtime::Runtime) -> Result<(), String> {
     let served = Served::start("wal")?;
     let mut ids = Vec::new();
-    for signal in [Signal::Spans, Signal::Logs] {
+    for signal in [Signal::Spans, Signal::Logs, Signal::Metrics] {
         let mut lo = LoadOptions::new(&served.http, signal);
         lo.connections = opts.connections;
         lo.duration = Duration::from_secs(3600);
-        lo.max_records = Some(opts.query_records);
+        // Metric points are far fewer than spans and logs in any real system.
+        lo.max_records = Some(match signal {
+            Signal::Metrics => (opts.query_records / 50).max(1000),
+            _ => opts.query_records,
+        });
         let report = rt.block_on(load::run(lo))?;
         served.wait_indexed(signal, report.records);
         if signal == Signal::Spans {
             ids = report.trace_ids;
         }
     }
+    let loaded_until = crate::now_ns() / 1_000_000_000;
     let spans = served.metric("weft_index_documents{signal=\"spans\"}") as u64;
     let logs = served.metric("weft_index_documents{signal=\"logs\"}") as u64;
+    let points = served.metric("weft_index_documents{signal=\"metrics\"}") as u64;
     println!(
-        "\n## Queries ({spans} spans and {logs} logs loaded; {} of each query, one at a time)\n",
+        "\n## Queries ({spans} spans, {logs} logs and {points} metric points (RED included) loaded; {} of each query, one at a time)\n",
         opts.queries
     );
     println!("| query | p50 ms | p99 ms | mean hits |");
@@ -270,13 +277,16 @@ fn query_figures(opts: &SuiteOptions, rt: &tokio::runtime::Runtime) -> Result<()
     };
     let mut gen = Generator::new(7);
     let n = opts.queries;
-    let trace_urls: Vec<String> = ids
-        .iter()
-        .cycle()
-        .step_by(7)
-        .take(n.min(ids.len().max(1)))
-        .map(|id| format!("{}/api/v1/traces/{id}", served.http))
-        .collect();
+    // Different trace IDs of the load, spread over it.
+    let per_trace = |path: &str, stride: usize| -> Vec<String> {
+        ids.iter()
+            .cycle()
+            .step_by(stride)
+            .take(n.min(ids.len().max(1)))
+            .map(|id| format!("{}{path}{id}", served.http))
+            .collect()
+    };
+    let trace_urls = per_trace("/api/v1/traces/", 7);
     time(
         "trace by ID with its logs and exemplars",
         trace_urls,
@@ -303,6 +313,55 @@ fn query_figures(opts: &SuiteOptions, rt: &tokio::runtime::Runtime) -> Result<()
         pair_urls,
         &|b| b["count"].as_u64().unwrap_or(0) as usize,
     );
-    println!("\nMetric queries and timelines are not measured yet: their API is the correlation issue's.");
+    // 15-minute windows ending at different seconds of the last two minutes, and a different
+    // service or route each time, so no two queries are alike.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut windowed = |path: &dyn Fn(usize) -> String| -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let end = loaded_until - rng.random_range(0..120);
+                format!(
+                    "{}{}&start={}&end={end}",
+                    served.http,
+                    path(i),
+                    end - 15 * 60
+                )
+            })
+            .collect()
+    };
+    let service = |i: usize| SERVICES[i % SERVICES.len()];
+    let series = |b: &serde_json::Value| b["series"].as_array().map_or(0, Vec::len);
+    let red_urls = windowed(&|i| {
+        format!(
+            "/api/v1/metrics/query?query=weft.span.duration{{service.name=%22{}%22}}&by=service.name&quantiles=0.95&step=15s",
+            service(i)
+        )
+    });
+    let app_urls = windowed(&|i| {
+        format!(
+            "/api/v1/metrics/query?query=http.server.request.duration{{http.route=%22{}%22}}&quantiles=0.99&step=15s",
+            OPERATIONS[i % OPERATIONS.len()]
+        )
+    });
+    let timeline_urls = windowed(&|i| format!("/api/v1/timeline?service={}&limit=200", service(i)));
+    time(
+        "metric query: RED p95 of one service, 15 min, 15 s steps, with exemplars",
+        red_urls,
+        &series,
+    );
+    time(
+        "metric query: application histogram p99 by route, 15 min, with exemplars",
+        app_urls,
+        &series,
+    );
+    time(
+        "timeline of one service, 15 min window, first 200 entries",
+        timeline_urls,
+        &|b| b["count"].as_u64().unwrap_or(0) as usize,
+    );
+    let trace_timeline_urls = per_trace("/api/v1/timeline?trace_id=", 11);
+    time("timeline of one trace", trace_timeline_urls, &|b| {
+        b["count"].as_u64().unwrap_or(0) as usize
+    });
     Ok(())
 }

@@ -475,8 +475,19 @@ impl Detector {
             if let Err(e) = self.incidents.save(&inc) {
                 tracing::error!(id = %inc.id, error = %e, "cannot save incident");
             }
-            tracing::info!(id = %inc.id, status = ?inc.status, services = ?inc.services,
-                origin = ?inc.origins.first().map(|o| &o.service), "incident updated");
+            let before = self.incidents.get(tenant, &inc.id).map(|i| i.status);
+            let (id, services, origin) = (
+                &inc.id,
+                &inc.services,
+                inc.origins.first().map(|o| &o.service),
+            );
+            match (before, inc.status) {
+                (None, _) => tracing::info!(%id, ?services, ?origin, "incident opened"),
+                (Some(Status::Open), Status::Closed) => {
+                    tracing::info!(%id, ?services, ?origin, "incident closed")
+                }
+                _ => tracing::debug!(%id, ?services, ?origin, "incident updated"),
+            }
             self.incidents.all.write().insert(inc.id.clone(), inc);
         }
         Ok(())
