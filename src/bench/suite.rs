@@ -313,13 +313,13 @@ fn query_figures(opts: &SuiteOptions, rt: &tokio::runtime::Runtime) -> Result<()
         pair_urls,
         &|b| b["count"].as_u64().unwrap_or(0) as usize,
     );
-    // 15-minute windows ending at different seconds of the last two minutes, and a different
-    // service or route each time, so no two queries are alike.
+    // 15-minute windows over the loaded data, ending at different seconds of the next minute,
+    // and a different service or route each time, so no two queries are alike.
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let mut windowed = |path: &dyn Fn(usize) -> String| -> Vec<String> {
         (0..n)
             .map(|i| {
-                let end = loaded_until - rng.random_range(0..120);
+                let end = loaded_until + rng.random_range(0..60);
                 format!(
                     "{}{}&start={}&end={end}",
                     served.http,

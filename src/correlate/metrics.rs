@@ -22,7 +22,7 @@ pub fn query(
         start_ns: spec.start_ns.saturating_sub(spec.step_ns),
         end_ns: spec.end_ns.saturating_add(spec.step_ns),
         name: Some(selector.name.clone()),
-        ..Filter::default()
+        ..selector.pushdown()
     };
     let points: Vec<_> = store
         .metric_points(tenant, &filter, MAX_POINTS)?

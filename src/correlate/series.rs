@@ -52,6 +52,25 @@ impl Selector {
         self.matchers.iter().all(|m| m.matches(labels))
     }
 
+    /// What the index can filter by before any point is read: `=` matchers on the service
+    /// and on attributes (a matcher for an empty value also matches a missing label, so it
+    /// cannot be pushed down).
+    pub fn pushdown(&self) -> crate::index::Filter {
+        let mut f = crate::index::Filter::default();
+        for m in self
+            .matchers
+            .iter()
+            .filter(|m| m.op == MatchOp::Eq && !m.value.is_empty())
+        {
+            if m.label == SERVICE_LABEL {
+                f.services = vec![m.value.clone()];
+            } else if m.label != QUANTILE_LABEL {
+                f.attrs.push((m.label.clone(), m.value.clone()));
+            }
+        }
+        f
+    }
+
     /// The selector written back, for messages and links.
     pub fn to_text(&self) -> String {
         if self.matchers.is_empty() {

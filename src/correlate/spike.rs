@@ -105,7 +105,7 @@ pub fn explain(
             start_ns,
             end_ns,
             name: Some(selector.name.clone()),
-            ..Filter::default()
+            ..selector.pushdown()
         },
         super::metrics::MAX_POINTS,
     )?;
