@@ -111,6 +111,7 @@ fn the_demo_fault_becomes_an_incident_with_the_right_origin_and_timeline() {
     let exemplars = incident["exemplar_traces"].as_array().unwrap();
     assert!(exemplars.len() >= 3, "{exemplars:#?}");
     let mut exemplar_ids = HashSet::new();
+    let mut red_points = 0;
     for t in exemplars {
         let trace_id = t["trace_id"].as_str().unwrap();
         exemplar_ids.insert(trace_id.to_string());
@@ -133,7 +134,16 @@ fn the_demo_fault_becomes_an_incident_with_the_right_origin_and_timeline() {
             slow_or_failed,
             "exemplar {trace_id} is neither slow nor failing in inventory"
         );
+        // The reverse lookup: the RED series that picked this trace's spans as exemplars.
+        for p in trace["red_exemplars"].as_array().unwrap() {
+            assert!(
+                p["metric"].as_str().unwrap().starts_with("weft.span."),
+                "{p}"
+            );
+            red_points += 1;
+        }
     }
+    assert!(red_points > 0, "no RED point names any exemplar trace");
 
     // 4. The timeline: in time order, with the spike, the exemplar traces' error logs, and
     //    inferred links marked as inferred.

@@ -159,7 +159,8 @@ fn exemplar_point_json(m: &MetricPoint, trace_id: TraceId) -> Value {
 /// `GET /api/v1/traces/{trace_id}`: the span tree (depth-first, with depth, self time and the
 /// critical path), every log linked to the trace (each span lists its own by index), logs
 /// without a trace ID offered as inferred candidates (kept apart, with confidence and reason),
-/// and the metric points whose exemplars name the trace.
+/// the metric points whose exemplars name the trace, and apart from them the RED points that
+/// picked one of its spans as the slowest or a failed one.
 pub async fn trace(
     req: HttpRequest,
     path: web::Path<String>,
@@ -194,6 +195,11 @@ pub async fn trace(
         );
     }
     let tree = trace_tree::build(&records.spans, &records.logs);
+    // Points the application sent, apart from the RED points weft derived from the spans.
+    let (derived, sent): (Vec<&MetricPoint>, Vec<&MetricPoint>) = records
+        .metrics
+        .iter()
+        .partition(|m| m.scope.name == crate::index::RED_SCOPE);
     let spans: Vec<Value> = tree
         .nodes
         .iter()
@@ -231,7 +237,8 @@ pub async fn trace(
             });
             v
         }).collect::<Vec<_>>(),
-        "exemplars": records.metrics.iter().map(|m| exemplar_point_json(m, trace_id)).collect::<Vec<_>>(),
+        "exemplars": sent.iter().map(|m| exemplar_point_json(m, trace_id)).collect::<Vec<_>>(),
+        "red_exemplars": derived.iter().map(|m| exemplar_point_json(m, trace_id)).collect::<Vec<_>>(),
     }))
 }
 

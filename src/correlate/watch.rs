@@ -4,7 +4,7 @@
 //! the next.
 
 use super::metrics::{self, Anomaly};
-use super::series::{parse_selector, Selector, Series, Spec, SERVICE_LABEL};
+use super::series::{Selector, Series, Spec, SERVICE_LABEL};
 use super::stats::{Direction, Thresholds};
 use crate::config::IncidentSettings;
 use crate::index::{Filter, IndexError, Store, RED_DURATION, RED_ERRORS, SEVERITY_ERROR};
@@ -205,8 +205,15 @@ pub fn anomalies(
         let mut budget = settings.max_series;
         let names = store.metric_names(tenant, spec.start_ns, spec.end_ns)?;
         for name in names.iter().filter(|n| !n.starts_with("weft.")) {
-            let Ok(selector) = parse_selector(name) else {
-                continue;
+            if budget == 0 {
+                break;
+            }
+            // One service asked for: let the index filter by it.
+            let selector = match services {
+                Some([one]) => {
+                    Selector::exact(name, &[(SERVICE_LABEL.to_string(), one.clone())].into())
+                }
+                _ => Selector::exact(name, &Default::default()),
             };
             let per_series = Spec {
                 by: None,

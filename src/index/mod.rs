@@ -20,7 +20,7 @@ mod writer;
 
 pub use document::build as build_document;
 pub use query::{parse_text_query, LogQuery, TraceRecords};
-pub use red::{RedConfig, RED_DURATION, RED_ERRORS, RED_REQUESTS};
+pub use red::{RedConfig, RED_DURATION, RED_ERRORS, RED_REQUESTS, RED_SCOPE};
 pub use schema::Fields;
 pub use select::{Filter, Pick, SEVERITY_ERROR, STATUS_ERROR};
 pub use writer::{IndexMsg, Indexer};

@@ -16,6 +16,8 @@ use std::collections::{HashMap, HashSet};
 pub const RED_REQUESTS: &str = "weft.span.requests";
 pub const RED_ERRORS: &str = "weft.span.errors";
 pub const RED_DURATION: &str = "weft.span.duration";
+/// The instrumentation scope of every derived point, which sets them apart from sent ones.
+pub const RED_SCOPE: &str = "weft.red";
 /// The operation label of spans past the cardinality bound.
 pub const OVERFLOW_OPERATION: &str = "_other_";
 /// Failed spans kept as exemplars per point.
@@ -32,15 +34,6 @@ pub struct RedConfig {
     pub max_series: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CellKey {
-    pub tenant: TenantId,
-    pub service: String,
-    pub operation: String,
-    /// Bucket start, ns.
-    pub bucket: u64,
-}
-
 #[derive(Debug, Clone)]
 struct Cell {
     requests: u64,
@@ -53,8 +46,8 @@ struct Cell {
     failed: Vec<Exemplar>,
 }
 
-impl Cell {
-    fn new() -> Self {
+impl Default for Cell {
+    fn default() -> Self {
         Self {
             requests: 0,
             errors: 0,
@@ -70,8 +63,24 @@ impl Cell {
 
 pub struct RedAggregator {
     config: RedConfig,
-    cells: HashMap<CellKey, Cell>,
-    known: HashMap<TenantId, HashSet<(String, String)>>,
+    /// Tenant → bucket start → service → operation → aggregate. Nested so that a span is
+    /// counted with lookups by reference, without allocating (this runs for every span).
+    cells: HashMap<TenantId, HashMap<u64, HashMap<String, HashMap<String, Cell>>>>,
+    /// Per tenant: the (service, operation) pairs admitted under `max_series`, and how many.
+    known: HashMap<TenantId, (usize, HashMap<String, HashSet<String>>)>,
+}
+
+/// The value under `key`, inserted as the default when missing; the key is copied only then.
+fn slot<'a, K, Q, V>(map: &'a mut HashMap<K, V>, key: &Q) -> &'a mut V
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: ?Sized + std::hash::Hash + Eq + ToOwned<Owned = K>,
+    V: Default,
+{
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
 }
 
 fn exemplar(span: &Span, ms: f64) -> Exemplar {
@@ -106,24 +115,25 @@ impl RedAggregator {
 
     /// Counts one span; `true` when the cardinality bound moved it to operation `_other_`.
     pub fn observe(&mut self, tenant: &TenantId, span: &Span) -> bool {
-        let known = self.known.entry(tenant.clone()).or_default();
-        let pair = (span.service.clone(), span.name.clone());
-        let operation = if known.contains(&pair) {
-            span.name.clone()
-        } else if known.len() < self.config.max_series {
-            known.insert(pair);
-            span.name.clone()
+        let (admitted, ops) = slot(&mut self.known, tenant);
+        let seen = ops
+            .get(span.service.as_str())
+            .is_some_and(|o| o.contains(span.name.as_str()));
+        let operation = if seen {
+            span.name.as_str()
+        } else if *admitted < self.config.max_series {
+            slot(ops, span.service.as_str()).insert(span.name.clone());
+            *admitted += 1;
+            span.name.as_str()
         } else {
-            OVERFLOW_OPERATION.to_string()
+            OVERFLOW_OPERATION
         };
         let overflowed = operation == OVERFLOW_OPERATION && span.name != OVERFLOW_OPERATION;
-        let key = CellKey {
-            tenant: tenant.clone(),
-            service: span.service.clone(),
-            operation,
-            bucket: self.bucket_of(span),
-        };
-        let cell = self.cells.entry(key).or_insert_with(Cell::new);
+        let bucket = self.bucket_of(span);
+        let buckets = slot(&mut self.cells, tenant);
+        let services = slot(buckets, &bucket);
+        let ops = slot(services, span.service.as_str());
+        let cell = slot(ops, operation);
         let ms = span.duration_ns() as f64 / 1e6;
         cell.requests += 1;
         let i = BOUNDS_MS
@@ -148,28 +158,39 @@ impl RedAggregator {
 
     /// Every aggregated cell as its three points, and an empty aggregator.
     pub fn drain(&mut self) -> Vec<(TenantId, MetricPoint)> {
-        let mut out = Vec::with_capacity(self.cells.len() * 3);
-        for (key, cell) in self.cells.drain() {
-            let time_ns = key.bucket + self.config.bucket_ns;
+        let mut out = Vec::new();
+        let cells = self.cells.drain().flat_map(|(tenant, buckets)| {
+            buckets.into_iter().flat_map(move |(bucket, services)| {
+                let tenant = tenant.clone();
+                services.into_iter().flat_map(move |(service, ops)| {
+                    let tenant = tenant.clone();
+                    ops.into_iter().map(move |(operation, cell)| {
+                        (tenant.clone(), bucket, service.clone(), operation, cell)
+                    })
+                })
+            })
+        });
+        for (tenant, bucket, service, operation, cell) in cells {
+            let time_ns = bucket + self.config.bucket_ns;
             let point = |name: &str, unit: &str, value: MetricValue, exemplars: Vec<Exemplar>| {
                 MetricPoint {
                     name: name.to_string(),
                     description: "derived by weft from spans".to_string(),
                     unit: unit.to_string(),
                     time_ns,
-                    start_ns: key.bucket,
-                    service: key.service.clone(),
+                    start_ns: bucket,
+                    service: service.clone(),
                     resource: vec![KeyValue {
                         key: "service.name".into(),
-                        value: AttrValue::Str(key.service.clone()),
+                        value: AttrValue::Str(service.clone()),
                     }],
                     scope: Scope {
-                        name: "weft.red".into(),
+                        name: RED_SCOPE.into(),
                         version: env!("CARGO_PKG_VERSION").into(),
                     },
                     attributes: vec![KeyValue {
                         key: "span.name".into(),
-                        value: AttrValue::Str(key.operation.clone()),
+                        value: AttrValue::Str(operation.clone()),
                     }],
                     value,
                     exemplars,
@@ -189,7 +210,7 @@ impl RedAggregator {
                     .cloned(),
             );
             out.push((
-                key.tenant.clone(),
+                tenant.clone(),
                 point(
                     RED_REQUESTS,
                     "{request}",
@@ -199,12 +220,12 @@ impl RedAggregator {
             ));
             if cell.errors > 0 {
                 out.push((
-                    key.tenant.clone(),
+                    tenant.clone(),
                     point(RED_ERRORS, "{error}", sum(cell.errors), cell.failed.clone()),
                 ));
             }
             out.push((
-                key.tenant.clone(),
+                tenant.clone(),
                 point(
                     RED_DURATION,
                     "ms",
