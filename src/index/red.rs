@@ -65,10 +65,13 @@ pub struct RedAggregator {
     config: RedConfig,
     /// Tenant → bucket start → service → operation → aggregate. Nested so that a span is
     /// counted with lookups by reference, without allocating (this runs for every span).
-    cells: HashMap<TenantId, HashMap<u64, HashMap<String, HashMap<String, Cell>>>>,
+    cells: HashMap<TenantId, HashMap<u64, ByService>>,
     /// Per tenant: the (service, operation) pairs admitted under `max_series`, and how many.
     known: HashMap<TenantId, (usize, HashMap<String, HashSet<String>>)>,
 }
+
+/// Service → operation → aggregate, within one bucket.
+type ByService = HashMap<String, HashMap<String, Cell>>;
 
 /// The value under `key`, inserted as the default when missing; the key is copied only then.
 fn slot<'a, K, Q, V>(map: &'a mut HashMap<K, V>, key: &Q) -> &'a mut V
