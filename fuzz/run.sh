@@ -19,6 +19,7 @@ mkdir -p corpus/json_lines corpus/trace_ids corpus/query_params corpus/gzip_body
 printf '%s\n' '{"ts":"2026-11-26T10:00:00Z","level":"error","msg":"x traceparent=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","service":"checkout"}' > corpus/json_lines/seed
 printf 'uber-trace-id: 4bf92f3577b34da6:00f067aa0ba902b7:0:1 Root=1-5759e988-bd862e3fe1be46a994272793 dd.trace_id=5208512171318403364' > corpus/trace_ids/seed
 printf 'q=card%%20declined&start=now-15m&severity=warn&limit=5' > corpus/query_params/seed
+printf 'weft.span.duration{service.name="checkout",span.name=~"GET.*",code!="200"}' > corpus/query_params/selector
 gzip -c "$fixtures/logs.json" > corpus/gzip_body/seed
 
 cargo fuzz build

@@ -276,6 +276,7 @@ pub struct IncidentSettings {
     pub min_latency_change_ms: f64,
     pub min_anomaly_steps: u64,
     pub max_series: usize,
+    pub max_points: usize,
 }
 
 impl Default for IncidentSettings {
@@ -284,7 +285,7 @@ impl Default for IncidentSettings {
             enabled: true,
             interval_ms: 2000,
             step_secs: 5,
-            lookback_secs: 900,
+            lookback_secs: 600,
             settle_secs: 10,
             group_gap_secs: 120,
             close_after_secs: 60,
@@ -292,6 +293,7 @@ impl Default for IncidentSettings {
             min_latency_change_ms: 20.0,
             min_anomaly_steps: 2,
             max_series: 200,
+            max_points: 200_000,
         }
     }
 }
@@ -445,6 +447,7 @@ impl Config {
         positive("incidents.interval_ms", self.incidents.interval_ms)?;
         positive("incidents.step_secs", self.incidents.step_secs)?;
         positive("incidents.max_series", self.incidents.max_series as u64)?;
+        positive("incidents.max_points", self.incidents.max_points as u64)?;
         positive(
             "incidents.min_anomaly_steps",
             self.incidents.min_anomaly_steps,

@@ -203,6 +203,8 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
             incidents: incidents.clone(),
             settings: config.incidents.clone(),
             anomalies: config.anomalies.clone(),
+            skipped: Default::default(),
+            caches: Default::default(),
         }
         .start()
         .map_err(io("cannot start the incident detector"))?;

@@ -212,6 +212,8 @@ fn entry_json(e: &Entry) -> Value {
             let labels = crate::correlate::series::labels_of(point);
             let series = Selector::exact(&point.name, &labels).to_text();
             let mut v = exemplar_json(exemplar);
+            // The entry's time is the point's; the exemplar's own moment stays visible.
+            v["exemplar_time_unix_nano"] = v["time_unix_nano"].take();
             v["metric"] = json!(point.name);
             v["labels"] = json!(labels);
             v["series"] = json!(series);
@@ -319,7 +321,9 @@ fn sources(
                 true,
             )?;
             out.push(Source::complete(timeline::anomaly_entries(
-                &seen, *start, *end,
+                &seen.anomalies,
+                *start,
+                *end,
             )));
             Ok(out)
         }

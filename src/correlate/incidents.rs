@@ -435,6 +435,18 @@ pub struct Detector {
     pub incidents: Arc<Incidents>,
     pub settings: IncidentSettings,
     pub anomalies: AnomalySettings,
+    /// Metrics already reported as too big to watch (each is logged once).
+    pub skipped: parking_lot::Mutex<BTreeSet<String>>,
+    /// Per tenant, the watched series read so far.
+    pub caches: parking_lot::Mutex<BTreeMap<TenantId, watch::Cache>>,
+}
+
+/// A tenant's cache, created empty on first use.
+fn slot_cache<'a>(
+    caches: &'a parking_lot::Mutex<BTreeMap<TenantId, watch::Cache>>,
+    tenant: &TenantId,
+) -> parking_lot::MappedMutexGuard<'a, watch::Cache> {
+    parking_lot::MutexGuard::map(caches.lock(), |c| c.entry(tenant.clone()).or_default())
 }
 
 impl Detector {
@@ -456,18 +468,24 @@ impl Detector {
             return Ok(());
         }
         let spec = watch::grid(start, end, step);
-        let seen: Vec<Watched> = watch::anomalies(
+        let look = slot_cache(&self.caches, tenant).look(
             &self.store,
             tenant,
-            None,
             &spec,
             s,
             &Thresholds::from(&self.anomalies),
-            true,
-        )?
-        .into_iter()
-        .filter(|w| (w.anomaly.end_ns - w.anomaly.start_ns) / step + 1 >= s.min_anomaly_steps)
-        .collect();
+        )?;
+        for name in look.skipped {
+            if self.skipped.lock().insert(name.clone()) {
+                tracing::warn!(tenant = %tenant.as_str(), metric = %name, max_points = s.max_points,
+                    "metric has more points per look than incidents.max_points; not watched");
+            }
+        }
+        let seen: Vec<Watched> = look
+            .anomalies
+            .into_iter()
+            .filter(|w| (w.anomaly.end_ns - w.anomaly.start_ns) / step + 1 >= s.min_anomaly_steps)
+            .collect();
         let mut mine = self.incidents.list(tenant);
         let changed = absorb(&mut mine, tenant, seen, end, s);
         for mut inc in mine.into_iter().filter(|i| changed.contains(&i.id)) {

@@ -18,18 +18,31 @@ pub fn query(
     selector: &Selector,
     spec: &Spec,
 ) -> Result<Vec<Series>, IndexError> {
+    query_within(store, tenant, selector, spec, MAX_POINTS).map(|(series, _)| series)
+}
+
+/// `query`, reading at most `max_points` points (`IndexError::TooManyPoints` past it); also
+/// returns how many it read.
+pub fn query_within(
+    store: &Store,
+    tenant: &TenantId,
+    selector: &Selector,
+    spec: &Spec,
+    max_points: usize,
+) -> Result<(Vec<Series>, usize), IndexError> {
     let filter = Filter {
         start_ns: spec.start_ns.saturating_sub(spec.step_ns),
         end_ns: spec.end_ns.saturating_add(spec.step_ns),
         name: Some(selector.name.clone()),
         ..selector.pushdown()
     };
-    let points: Vec<_> = store
-        .metric_points(tenant, &filter, MAX_POINTS)?
+    let read = store.metric_points(tenant, &filter, max_points)?;
+    let count = read.len();
+    let points: Vec<_> = read
         .into_iter()
         .filter(|p| selector.matches(&series::labels_of(p)))
         .collect();
-    Ok(series::evaluate(&points, spec))
+    Ok((series::evaluate(&points, spec), count))
 }
 
 /// An anomaly in one evaluated series, in time.

@@ -265,7 +265,7 @@ fn exponential_buckets(
 ) -> (Vec<f64>, Vec<u64>) {
     let base = 2f64.powf(2f64.powi(-scale));
     let mut bounds = vec![0.0];
-    let mut counts = vec![zero + negative.iter().sum::<u64>()];
+    let mut counts = vec![sum_counts(negative).saturating_add(zero)];
     for (i, c) in positive.iter().enumerate() {
         bounds.push(base.powi(offset + i as i32 + 1));
         counts.push(*c);
@@ -378,18 +378,23 @@ fn contributions(points: &[&MetricPoint]) -> Vec<(u64, Contribution)> {
     out
 }
 
+/// Bucket counts come from clients: they add up without overflowing.
+fn sum_counts(counts: &[u64]) -> u64 {
+    counts.iter().fold(0u64, |a, &c| a.saturating_add(c))
+}
+
 /// The `q` quantile of a histogram by linear interpolation inside the bucket that holds it,
 /// as Prometheus' `histogram_quantile` does: the first bucket starts at 0 (or its bound when
 /// that is negative), and a rank in the overflow bucket returns the highest finite bound.
 pub fn histogram_quantile(q: f64, bounds: &[f64], counts: &[u64]) -> Option<f64> {
-    let total: u64 = counts.iter().sum();
+    let total = sum_counts(counts);
     if total == 0 || bounds.is_empty() {
         return None;
     }
     let rank = q.clamp(0.0, 1.0) * total as f64;
     let mut below = 0u64;
     for (i, &c) in counts.iter().enumerate() {
-        if c > 0 && (below + c) as f64 >= rank {
+        if c > 0 && below.saturating_add(c) as f64 >= rank {
             let Some(&upper) = bounds.get(i) else {
                 return bounds.last().copied();
             };
@@ -401,7 +406,7 @@ pub fn histogram_quantile(q: f64, bounds: &[f64], counts: &[u64]) -> Option<f64>
             let within = (rank - below as f64) / c as f64;
             return Some(lower + (upper - lower) * within);
         }
-        below += c;
+        below = below.saturating_add(c);
     }
     bounds.last().copied()
 }
@@ -428,7 +433,9 @@ impl StepAcc {
         self.level = add(self.level, other.level);
         match (&mut self.buckets, &other.buckets) {
             (Some((b, c)), Some((ob, oc))) if b == ob && c.len() == oc.len() => {
-                c.iter_mut().zip(oc).for_each(|(x, y)| *x += y);
+                c.iter_mut()
+                    .zip(oc)
+                    .for_each(|(x, y)| *x = x.saturating_add(*y));
             }
             (None, Some(o)) => self.buckets = Some(o.clone()),
             _ => {}
@@ -463,9 +470,10 @@ pub fn evaluate(points: &[MetricPoint], spec: &Spec) -> Vec<Series> {
                 Contribution::Level(v) => s.level = Some(v),
                 Contribution::Delta(v) => s.delta = Some(s.delta.unwrap_or(0.0) + v),
                 Contribution::Buckets(b, c) => match &mut s.buckets {
-                    Some((b0, c0)) if *b0 == b && c0.len() == c.len() => {
-                        c0.iter_mut().zip(&c).for_each(|(x, y)| *x += y)
-                    }
+                    Some((b0, c0)) if *b0 == b && c0.len() == c.len() => c0
+                        .iter_mut()
+                        .zip(&c)
+                        .for_each(|(x, y)| *x = x.saturating_add(*y)),
                     _ => s.buckets = Some((b, c)),
                 },
                 Contribution::Quantiles(q) => s.quantiles = Some(q),
@@ -700,6 +708,26 @@ mod tests {
         assert_eq!(out[0].labels["quantile"], "0.5");
         assert_eq!(out[0].points, vec![(100 * S, 55.0)]);
         assert_eq!(out[1].points[0].1, 10.0 + 90.0 * (80.0 / 80.0));
+    }
+
+    #[test]
+    fn huge_counts_saturate_instead_of_overflowing() {
+        let c = vec![u64::MAX, u64::MAX, 3];
+        // The total saturates at u64::MAX: the median is half-way into the first bucket.
+        assert_eq!(histogram_quantile(0.5, &[1.0, 2.0], &c), Some(0.5));
+        let h = MetricValue::Histogram {
+            count: u64::MAX,
+            sum: None,
+            min: None,
+            max: None,
+            bounds: vec![1.0, 2.0],
+            bucket_counts: c,
+            temporality: Temporality::Delta,
+        };
+        let pts = vec![point(101 * S, h.clone(), "/"), point(102 * S, h, "/")];
+        assert_eq!(evaluate(&pts, &spec(None)).len(), 2);
+        let (_, counts) = exponential_buckets(0, u64::MAX, 0, &[1], &[u64::MAX]);
+        assert_eq!(counts[0], u64::MAX);
     }
 
     #[test]

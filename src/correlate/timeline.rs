@@ -16,8 +16,9 @@ use crate::model::{Exemplar, LogRecord, MetricPoint, Record, Signal, Span, Tenan
 const CARRY_NS: u64 = 30_000_000_000;
 /// The longest spans looked at for carried end entries.
 const CARRY_SPANS: usize = 200;
-/// Exemplars may precede the time of the point that carries them by up to this much.
-const EXEMPLAR_LAG_NS: u64 = 60_000_000_000;
+/// Records read at one time at most, to finish a page at that time (metric points of one
+/// export often share their time to the nanosecond).
+const TIE_CAP: usize = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
@@ -197,6 +198,8 @@ fn span_entries(spans: &[Span], from: u64, to: u64) -> Vec<Entry> {
     out
 }
 
+/// Exemplar entries sit at the time of the metric point that carries them (when the series
+/// reported the trace); the exemplar's own time travels with it.
 fn exemplar_entries(
     points: &[MetricPoint],
     only: Option<TraceId>,
@@ -204,20 +207,18 @@ fn exemplar_entries(
     to: u64,
 ) -> Vec<Entry> {
     let mut out = Vec::new();
-    for p in points {
+    for p in points.iter().filter(|p| (from..=to).contains(&p.time_ns)) {
         for e in &p.exemplars {
             if e.trace_id.is_none() || only.is_some_and(|t| e.trace_id != Some(t)) {
                 continue;
             }
-            if (from..=to).contains(&e.time_ns) {
-                out.push(Entry {
-                    time_ns: e.time_ns,
-                    item: Item::Exemplar {
-                        point: Box::new(p.clone()),
-                        exemplar: e.clone(),
-                    },
-                });
-            }
+            out.push(Entry {
+                time_ns: p.time_ns,
+                item: Item::Exemplar {
+                    point: Box::new(p.clone()),
+                    exemplar: e.clone(),
+                },
+            });
         }
     }
     out
@@ -266,6 +267,34 @@ pub fn of_trace(
     Ok(vec![Source::complete(entries)])
 }
 
+/// The oldest `limit` records in the window, and, when there were more, the time before which
+/// they are complete. Records sharing the last time are all read (up to `TIE_CAP`), so a page
+/// never ends between two records of one time and always moves forward.
+fn oldest(
+    store: &Store,
+    signal: Signal,
+    tenant: &TenantId,
+    window: &Filter,
+    limit: usize,
+) -> Result<(Vec<Record>, Option<u64>), IndexError> {
+    let mut got = store.select(signal, tenant, window, Pick::Oldest, limit)?;
+    let Some(last) = got
+        .last()
+        .filter(|_| got.len() >= limit)
+        .map(Record::time_ns)
+    else {
+        return Ok((got, None));
+    };
+    got.retain(|r| r.time_ns() < last);
+    let tie = Filter {
+        start_ns: last,
+        end_ns: last,
+        ..window.clone()
+    };
+    got.extend(store.select(signal, tenant, &tie, Pick::Oldest, TIE_CAP)?);
+    Ok((got, Some(last + 1)))
+}
+
 /// A window of some services' data, and the page asked of it.
 pub struct ServiceWindow<'a> {
     pub services: &'a [String],
@@ -294,11 +323,7 @@ pub fn of_services(
         ..Filter::default()
     };
     let fetch = limit + 1;
-    let last_time = |records: &[Record], n: usize| {
-        (records.len() >= n).then(|| records.last().map_or(end_ns, Record::time_ns))
-    };
-    let started = store.select(Signal::Spans, tenant, &window, Pick::Oldest, fetch)?;
-    let spans_complete = last_time(&started, fetch);
+    let (started, spans_complete) = oldest(store, Signal::Spans, tenant, &window, fetch)?;
     let carried_filter = Filter {
         start_ns: from.saturating_sub(CARRY_NS),
         end_ns: from.saturating_sub(1),
@@ -319,8 +344,7 @@ pub fn of_services(
             _ => None,
         })
         .collect();
-    let logs = store.select(Signal::Logs, tenant, &window, Pick::Oldest, fetch)?;
-    let logs_complete = last_time(&logs, fetch);
+    let (logs, logs_complete) = oldest(store, Signal::Logs, tenant, &window, fetch)?;
     let (linked, unlinked): (Vec<LogRecord>, Vec<LogRecord>) = logs
         .into_iter()
         .filter_map(|r| match r {
@@ -336,8 +360,7 @@ pub fn of_services(
         .collect();
     let mut log_list = linked;
     log_list.extend(unmatched);
-    let points = store.select(Signal::Metrics, tenant, &window, Pick::Oldest, fetch * 4)?;
-    let points_complete = last_time(&points, fetch * 4).map(|t| t.saturating_sub(EXEMPLAR_LAG_NS));
+    let (points, points_complete) = oldest(store, Signal::Metrics, tenant, &window, fetch)?;
     let points: Vec<MetricPoint> = points
         .into_iter()
         .filter_map(|r| match r {

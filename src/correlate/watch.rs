@@ -10,6 +10,7 @@ use crate::config::IncidentSettings;
 use crate::index::{Filter, IndexError, Store, RED_DURATION, RED_ERRORS, SEVERITY_ERROR};
 use crate::model::{Exemplar, Signal, TenantId};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Quantile of the RED duration histogram that is watched.
 pub const LATENCY_QUANTILE: f64 = 0.95;
@@ -104,8 +105,26 @@ fn watched(
     }
 }
 
-/// Anomalies of every watched signal in the window, of `services` only when given.
-pub fn anomalies(
+/// One watched series, with the thresholds it is judged by.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    pub signal: &'static str,
+    /// The series as a selector (`error_logs{…}` for log counts).
+    pub text: String,
+    pub series: Series,
+    pub thresholds: Thresholds,
+}
+
+/// What one look found.
+#[derive(Debug, Default)]
+pub struct Look {
+    pub anomalies: Vec<Watched>,
+    /// Application metrics not looked at: more points than `incidents.max_points` allowed.
+    pub skipped: Vec<String>,
+}
+
+/// The watched series' values in the window, of `services` only when given.
+fn collect(
     store: &Store,
     tenant: &TenantId,
     services: Option<&[String]>,
@@ -113,8 +132,9 @@ pub fn anomalies(
     settings: &IncidentSettings,
     base: &Thresholds,
     with_app_metrics: bool,
-) -> Result<Vec<Watched>, IndexError> {
+) -> Result<(Vec<Watch>, Vec<String>), IndexError> {
     let mut out = Vec::new();
+    let mut skipped = Vec::new();
     let keep = |s: &Series| {
         services.is_none_or(|list| {
             s.labels
@@ -139,14 +159,12 @@ pub fn anomalies(
             "{RED_ERRORS}{{{SERVICE_LABEL}={:?}}}",
             s.labels[SERVICE_LABEL]
         );
-        watched(
-            "errors",
-            s,
-            spec,
-            &up(settings.min_errors_per_sec),
+        out.push(Watch {
+            signal: "errors",
             text,
-            &mut out,
-        );
+            series: s.clone(),
+            thresholds: up(settings.min_errors_per_sec),
+        });
     }
     for s in metrics::query(store, tenant, &red(RED_DURATION), spec)?
         .iter()
@@ -156,14 +174,12 @@ pub fn anomalies(
             "{RED_DURATION}{{{SERVICE_LABEL}={:?}}}",
             s.labels[SERVICE_LABEL]
         );
-        watched(
-            "latency",
-            s,
-            spec,
-            &up(settings.min_latency_change_ms),
+        out.push(Watch {
+            signal: "latency",
             text,
-            &mut out,
-        );
+            series: s.clone(),
+            thresholds: up(settings.min_latency_change_ms),
+        });
     }
     let logs = Filter {
         services: services.map(<[String]>::to_vec).unwrap_or_default(),
@@ -192,17 +208,16 @@ pub fn anomalies(
             exemplars: Vec::new(),
         };
         let text = format!("error_logs{{{SERVICE_LABEL}={service:?}}}");
-        watched(
-            "error_logs",
-            &series,
-            spec,
-            &up(settings.min_errors_per_sec),
+        out.push(Watch {
+            signal: "error_logs",
             text,
-            &mut out,
-        );
+            series,
+            thresholds: up(settings.min_errors_per_sec),
+        });
     }
     if with_app_metrics {
         let mut budget = settings.max_series;
+        let mut points = settings.max_points;
         let names = store.metric_names(tenant, spec.start_ns, spec.end_ns)?;
         for name in names.iter().filter(|n| !n.starts_with("weft.")) {
             if budget == 0 {
@@ -219,18 +234,132 @@ pub fn anomalies(
                 by: None,
                 ..spec.clone()
             };
-            for s in metrics::query(store, tenant, &selector, &per_series)?
-                .iter()
-                .filter(|s| keep(s))
-            {
+            // A metric with more points than the look has left is skipped, not an error:
+            // one huge metric must not blind the detector to everything else.
+            let found = match metrics::query_within(store, tenant, &selector, &per_series, points) {
+                Ok((found, read)) => {
+                    points -= read;
+                    found
+                }
+                Err(IndexError::TooManyPoints { .. }) => {
+                    skipped.push(name.clone());
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            for s in found.iter().filter(|s| keep(s)) {
                 if budget == 0 {
                     break;
                 }
                 budget -= 1;
                 let text = Selector::exact(&s.name, &s.labels).to_text();
-                watched("metric", s, &per_series, base, text, &mut out);
+                out.push(Watch {
+                    signal: "metric",
+                    text,
+                    series: s.clone(),
+                    thresholds: base.clone(),
+                });
             }
         }
     }
-    Ok(out)
+    Ok((out, skipped))
+}
+
+fn detect<'a>(watches: impl Iterator<Item = &'a Watch>, spec: &Spec) -> Vec<Watched> {
+    let mut out = Vec::new();
+    for w in watches {
+        watched(
+            w.signal,
+            &w.series,
+            spec,
+            &w.thresholds,
+            w.text.clone(),
+            &mut out,
+        );
+    }
+    out
+}
+
+/// Anomalies of every watched signal in the window, of `services` only when given.
+pub fn anomalies(
+    store: &Store,
+    tenant: &TenantId,
+    services: Option<&[String]>,
+    spec: &Spec,
+    settings: &IncidentSettings,
+    base: &Thresholds,
+    with_app_metrics: bool,
+) -> Result<Look, IndexError> {
+    let (watches, skipped) = collect(
+        store,
+        tenant,
+        services,
+        spec,
+        settings,
+        base,
+        with_app_metrics,
+    )?;
+    Ok(Look {
+        anomalies: detect(watches.iter(), spec),
+        skipped,
+    })
+}
+
+/// The watched series of one tenant kept between looks: each look reads only the steps that
+/// completed since the last one, so its cost follows new data, not the look-back. (A point
+/// arriving after its step was read — later than `incidents.settle_secs` — is not counted.)
+#[derive(Debug, Default)]
+pub struct Cache {
+    /// Steps before this are read.
+    until_ns: u64,
+    watches: BTreeMap<String, Watch>,
+}
+
+impl Cache {
+    /// Reads the new steps of `spec` into the cache, forgets those before it, and judges
+    /// every watched series over the whole of `spec`.
+    pub fn look(
+        &mut self,
+        store: &Store,
+        tenant: &TenantId,
+        spec: &Spec,
+        settings: &IncidentSettings,
+        base: &Thresholds,
+    ) -> Result<Look, IndexError> {
+        let contiguous = self.until_ns > spec.start_ns && self.until_ns <= spec.end_ns + 1;
+        if !contiguous {
+            self.watches.clear();
+            self.until_ns = spec.start_ns;
+        }
+        let mut skipped = Vec::new();
+        if self.until_ns <= spec.end_ns {
+            let fresh = Spec {
+                start_ns: self.until_ns,
+                ..spec.clone()
+            };
+            let (watches, s) = collect(store, tenant, None, &fresh, settings, base, true)?;
+            skipped = s;
+            for w in watches {
+                match self.watches.get_mut(&w.text) {
+                    Some(known) => {
+                        known.series.points.extend(w.series.points);
+                        known.series.exemplars.extend(w.series.exemplars);
+                    }
+                    None => {
+                        self.watches.insert(w.text.clone(), w);
+                    }
+                }
+            }
+            self.until_ns = spec.end_ns + 1;
+        }
+        for w in self.watches.values_mut() {
+            w.series.points.retain(|p| p.0 >= spec.start_ns);
+            w.series.exemplars.retain(|e| e.time_ns >= spec.start_ns);
+        }
+        self.watches.retain(|_, w| !w.series.points.is_empty());
+        Ok(Look {
+            anomalies: detect(self.watches.values(), spec),
+            skipped,
+        })
+    }
 }

@@ -43,12 +43,14 @@ pub enum IndexError {
     Io(#[from] std::io::Error),
     #[error("invalid query: {0}")]
     Query(String),
+    #[error("more than {limit} points match; narrow the time range or the selector")]
+    TooManyPoints { limit: usize },
 }
 
 impl ServiceError for IndexError {
     fn code(&self) -> ErrorCode {
         match self {
-            IndexError::Query(_) => ErrorCode::InvalidArgument,
+            IndexError::Query(_) | IndexError::TooManyPoints { .. } => ErrorCode::InvalidArgument,
             _ => ErrorCode::Internal,
         }
     }
@@ -150,11 +152,11 @@ impl Store {
         Ok(())
     }
 
-    /// Records that `tenant` sent data up to `latest_ns` (capped a minute past the wall clock,
-    /// so one record from a skewed clock cannot move the detector's clock far ahead).
-    pub(crate) fn saw(&self, tenant: &TenantId, latest_ns: Option<u64>) {
-        let Some(t) = latest_ns else { return };
-        let t = t.min(crate::now_ns() + 60_000_000_000);
+    /// Records that `tenant`'s data up to `latest_ns` is committed (capped a minute past the
+    /// wall clock, so one record from a skewed clock cannot move the detector's clock far
+    /// ahead).
+    pub(crate) fn saw(&self, tenant: &TenantId, latest_ns: u64) {
+        let t = latest_ns.min(crate::now_ns() + 60_000_000_000);
         let mut tenants = self.tenants.write();
         match tenants.get_mut(tenant) {
             Some(seen) => *seen = (*seen).max(t),

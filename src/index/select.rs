@@ -282,12 +282,16 @@ impl Store {
         let mut out = Vec::new();
         for p in self.partitions(Signal::Metrics, f.start_ns, f.end_ns) {
             let searcher = p.reader.searcher();
-            let addrs = searcher.search(&query, &DocSetCollector)?;
+            let mut addrs: Vec<DocAddress> = searcher
+                .search(&query, &DocSetCollector)?
+                .into_iter()
+                .collect();
             if out.len() + addrs.len() > limit {
-                return Err(IndexError::Query(format!(
-                    "more than {limit} points match; narrow the time range or the selector"
-                )));
+                return Err(IndexError::TooManyPoints { limit });
             }
+            // In store order: neighbouring documents share a compressed block, which is then
+            // decompressed once instead of once per document.
+            addrs.sort_unstable();
             for a in addrs {
                 if let Some(Record::Metric(m)) = self.load(&searcher, a)? {
                     out.push(m);

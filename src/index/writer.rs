@@ -4,7 +4,7 @@
 use super::red::{RedAggregator, RedConfig};
 use super::{document, write_checkpoint, IndexError, Partition, PartitionKey, Store};
 use crate::config::IndexConfig;
-use crate::model::{Batch, Record, Signal};
+use crate::model::{Batch, Record, Signal, TenantId};
 use crate::wal::Wal;
 use parking_lot::{Condvar, Mutex};
 use std::collections::{HashMap, HashSet};
@@ -79,6 +79,9 @@ struct Worker {
     wal: Arc<OnceLock<Wal>>,
     /// RED metrics of the spans added since the last commit; `None` when disabled.
     red: Option<RedAggregator>,
+    /// Per tenant, the newest record time added since the last commit; published to the
+    /// store's clock only once committed, so the detector never reads ahead of the index.
+    clock: HashMap<TenantId, u64>,
 }
 
 impl Indexer {
@@ -106,6 +109,7 @@ impl Indexer {
             failed: false,
             wal,
             red: red.map(RedAggregator::new),
+            clock: HashMap::new(),
         };
         std::thread::Builder::new()
             .name("weft-indexer".into())
@@ -180,10 +184,10 @@ impl Worker {
             }));
         }
         self.make_room(&keys, seq);
-        self.store.saw(
-            &batch.tenant,
-            batch.records.iter().map(Record::end_ns).max(),
-        );
+        if let Some(t) = batch.records.iter().map(Record::end_ns).max() {
+            let seen = self.clock.entry(batch.tenant.clone()).or_insert(0);
+            *seen = (*seen).max(t);
+        }
         self.observe_red(seq, batch);
         let store = self.store.clone();
         for record in &batch.records {
@@ -346,6 +350,9 @@ impl Worker {
         }
         if any {
             self.store.update_document_gauges();
+        }
+        for (tenant, t) in self.clock.drain() {
+            self.store.saw(&tenant, t);
         }
         if !self.failed && seq > self.checkpoint {
             write_checkpoint(&self.store.root, seq)?;
