@@ -10,7 +10,7 @@
 
 use crate::index::{IndexError, Store};
 use crate::model::{attr_str, LogRecord, Span, SpanId, TenantId, TraceId};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// Resource attributes that place a record on one machine or process.
 const PLACE_KEYS: [&str; 3] = ["k8s.pod.name", "container.id", "host.name"];
@@ -54,22 +54,24 @@ pub fn infer(
     margin_ns: u64,
     max_logs: usize,
 ) -> Result<Vec<Inferred>, IndexError> {
-    let mut by_service: BTreeMap<&str, Vec<&Span>> = BTreeMap::new();
-    for s in spans {
-        by_service.entry(s.service.as_str()).or_default().push(s);
-    }
-    let mut logs = Vec::new();
-    for (service, service_spans) in by_service {
-        let start = service_spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
-        let end = service_spans.iter().map(|s| s.end_ns).max().unwrap_or(0);
-        logs.extend(store.unlinked_logs(
-            tenant,
-            service,
-            start.saturating_sub(margin_ns),
-            end.saturating_add(margin_ns),
-            max_logs.saturating_sub(logs.len()),
-        )?);
-    }
+    let (Some(start), Some(end)) = (
+        spans.iter().map(|s| s.start_ns).min(),
+        spans.iter().map(|s| s.end_ns).max(),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let mut services: Vec<&str> = spans.iter().map(|s| s.service.as_str()).collect();
+    services.sort_unstable();
+    services.dedup();
+    // One read over the trace's whole window; `link` then keeps each log near a span of its
+    // own service only.
+    let logs = store.unlinked_logs(
+        tenant,
+        &services,
+        start.saturating_sub(margin_ns),
+        end.saturating_add(margin_ns),
+        max_logs,
+    )?;
     let mut out = link(store, tenant, spans, logs, margin_ns)?;
     out.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
     Ok(out)

@@ -113,18 +113,23 @@ impl Store {
         Ok(out)
     }
 
-    /// Logs of `service` that carry no trace ID, in `[start_ns, end_ns]`, oldest first.
+    /// Logs of any of `services` that carry no trace ID, in `[start_ns, end_ns]`, oldest
+    /// first: one query for every service of a trace.
     pub fn unlinked_logs(
         &self,
         tenant: &TenantId,
-        service: &str,
+        services: &[&str],
         start_ns: u64,
         end_ns: u64,
         limit: usize,
     ) -> Result<Vec<LogRecord>, IndexError> {
+        let any_service: Vec<(Occur, Box<dyn Query>)> = services
+            .iter()
+            .map(|s| (Occur::Should, self.term(self.fields.service, s)))
+            .collect();
         let query = BooleanQuery::new(vec![
             (Occur::Must, self.term(self.fields.tenant, tenant.as_str())),
-            (Occur::Must, self.term(self.fields.service, service)),
+            (Occur::Must, Box::new(BooleanQuery::new(any_service))),
             (Occur::Must, self.term(self.fields.link, UNLINKED)),
             (Occur::Must, self.time_range(start_ns, end_ns)),
         ]);
@@ -132,13 +137,13 @@ impl Store {
         let mut parts = self.partitions(Signal::Logs, start_ns, end_ns);
         parts.reverse();
         for p in parts {
-            for r in self.fetch(&p, &query, limit.saturating_sub(out.len()), Order::Asc)? {
+            if out.len() >= limit {
+                break;
+            }
+            for r in self.fetch(&p, &query, limit - out.len(), Order::Asc)? {
                 if let Record::Log(l) = r {
                     out.push(l);
                 }
-            }
-            if out.len() >= limit {
-                break;
             }
         }
         Ok(out)
