@@ -222,6 +222,44 @@ fn the_demo_fault_becomes_an_incident_with_the_right_origin_and_timeline() {
         );
     }
 
+    // One service's timeline over the fault: live RED anomalies of inventory, its metric
+    // anomalies as the detector recorded them, its spans and (inferred) logs, in order.
+    let entries = whole_timeline(
+        &server,
+        &format!(
+            "service={FAULTY}&start={}&end={}",
+            (fault_start - 20 * NS) / NS,
+            (fault_start + 40 * NS) / NS
+        ),
+    );
+    let times: Vec<u64> = entries
+        .iter()
+        .map(|e| time_ns(&e["time_unix_nano"]))
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "service timeline out of order"
+    );
+    assert!(entries
+        .iter()
+        .all(|e| e["service"] == FAULTY || e["kind"] == "exemplar"));
+    let series: HashSet<&str> = entries
+        .iter()
+        .filter(|e| e["kind"] == "anomaly_start")
+        .map(|e| e["series"].as_str().unwrap())
+        .collect();
+    assert!(
+        series.iter().any(|s| s.starts_with("weft.span.duration")),
+        "{series:?}"
+    );
+    assert!(
+        series
+            .iter()
+            .any(|s| s.starts_with("db.client.connection.count")),
+        "{series:?}"
+    );
+    assert!(entries.iter().any(|e| e["link"]["method"] == "inferred"));
+
     // The incident in full: what is different names the slow query and the timeouts.
     let (status, detail) = server.get_json(&format!("/api/v1/incidents/{id}"));
     assert_eq!(status, 200, "{detail}");

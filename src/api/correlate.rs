@@ -305,25 +305,34 @@ fn sources(
                 margin_ns: margin,
             };
             let mut out = timeline::of_services(store, tenant, &w)?;
+            // Live: the services' RED error rate, p95 latency and error-log rate. Application
+            // metrics are many and costly to re-read per page; their anomalies come from the
+            // incidents the detector recorded in the window.
             let spec = watch::grid(
                 start.saturating_sub(state.config.anomalies.baseline_points as u64 * step),
                 *end,
                 step,
             );
             let thresholds = crate::correlate::stats::Thresholds::from(&state.config.anomalies);
-            let seen = watch::anomalies(
+            let mut seen = watch::anomalies(
                 store,
                 tenant,
                 Some(services),
                 &spec,
                 &state.config.incidents,
                 &thresholds,
-                true,
-            )?;
+                false,
+            )?
+            .anomalies;
+            for inc in state.incidents.list(tenant) {
+                seen.extend(
+                    inc.anomalies
+                        .into_iter()
+                        .filter(|a| a.signal == "metric" && services.contains(&a.service)),
+                );
+            }
             out.push(Source::complete(timeline::anomaly_entries(
-                &seen.anomalies,
-                *start,
-                *end,
+                &seen, *start, *end,
             )));
             Ok(out)
         }
