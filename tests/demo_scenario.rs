@@ -26,7 +26,8 @@ fn time_ns(v: &Value) -> u64 {
         .expect("nanoseconds as a string")
 }
 
-/// Every page of a timeline, following `next_cursor`.
+/// Every page of a timeline, following `next_cursor`; checks that the whole is in time order
+/// and that no entry repeats across pages.
 fn whole_timeline(server: &Server, query: &str) -> Vec<Value> {
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
@@ -40,7 +41,20 @@ fn whole_timeline(server: &Server, query: &str) -> Vec<Value> {
         out.extend(body["entries"].as_array().unwrap().iter().cloned());
         match body["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_string()),
-            None => return out,
+            None => {
+                let times: Vec<u64> = out.iter().map(|e| time_ns(&e["time_unix_nano"])).collect();
+                assert!(
+                    times.windows(2).all(|w| w[0] <= w[1]),
+                    "{query}: out of order"
+                );
+                let unique: HashSet<String> = out.iter().map(|e| e.to_string()).collect();
+                assert_eq!(
+                    unique.len(),
+                    out.len(),
+                    "{query}: an entry repeats across pages"
+                );
+                return out;
+            }
         }
     }
     panic!("timeline did not end within 200 pages");
@@ -148,16 +162,6 @@ fn the_demo_fault_becomes_an_incident_with_the_right_origin_and_timeline() {
     // 4. The timeline: in time order, with the spike, the exemplar traces' error logs, and
     //    inferred links marked as inferred.
     let entries = whole_timeline(&server, &format!("incident={id}"));
-    let times: Vec<u64> = entries
-        .iter()
-        .map(|e| time_ns(&e["time_unix_nano"]))
-        .collect();
-    assert!(
-        times.windows(2).all(|w| w[0] <= w[1]),
-        "timeline out of order"
-    );
-    let keys: HashSet<String> = entries.iter().map(|e| e.to_string()).collect();
-    assert_eq!(keys.len(), entries.len(), "an entry repeats across pages");
     let kinds: HashSet<&str> = entries
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
@@ -231,14 +235,6 @@ fn the_demo_fault_becomes_an_incident_with_the_right_origin_and_timeline() {
             (fault_start - 20 * NS) / NS,
             (fault_start + 40 * NS) / NS
         ),
-    );
-    let times: Vec<u64> = entries
-        .iter()
-        .map(|e| time_ns(&e["time_unix_nano"]))
-        .collect();
-    assert!(
-        times.windows(2).all(|w| w[0] <= w[1]),
-        "service timeline out of order"
     );
     assert!(entries
         .iter()

@@ -1,12 +1,12 @@
 //! Correlation endpoints: the traces behind a metric spike, what is different in a window,
 //! the unified timeline, and incidents. Handlers parse, call `correlate`, and shape JSON.
 
-use super::metrics::exemplar_json;
+use super::metrics::{anomaly_json, exemplar_json};
 use super::params::Params;
 use super::query::{link_json, log_json, ns_json, rfc3339};
 use super::{bad_request, blocking, tenant_of, AppState};
 use crate::correlate::diff::{self, Difference};
-use crate::correlate::incidents::Incident;
+use crate::correlate::incidents::{Incident, Status};
 use crate::correlate::series::{parse_selector, Selector};
 use crate::correlate::spike;
 use crate::correlate::timeline::{self, Entry, Item, Key, Phase, ServiceWindow, Source};
@@ -450,20 +450,14 @@ fn incident_json(i: &Incident, step_ns: u64) -> Value {
         "closed": i.closed_ns.map(rfc3339),
         "services": i.services,
         "suspected_origins": i.origins,
-        "anomalies": i.anomalies.iter().map(|w| json!({
-            "signal": w.signal,
-            "service": w.service,
-            "series": w.series,
-            "kind": w.anomaly.kind,
-            "start": rfc3339(w.anomaly.start_ns),
-            "peak": rfc3339(w.anomaly.peak_ns),
-            "end": rfc3339(w.anomaly.end_ns),
-            "score": (w.anomaly.score * 100.0).round() / 100.0,
-            "baseline": w.anomaly.baseline,
-            "peak_value": w.anomaly.peak_value,
-            "ongoing": w.anomaly.ongoing,
-            "exemplars": w.exemplars.iter().map(exemplar_json).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
+        "anomalies": i.anomalies.iter().map(|w| {
+            let mut v = anomaly_json(&w.anomaly);
+            v["signal"] = json!(w.signal);
+            v["service"] = json!(w.service);
+            v["series"] = json!(w.series);
+            v["exemplars"] = w.exemplars.iter().map(exemplar_json).collect();
+            v
+        }).collect::<Vec<_>>(),
         "exemplar_traces": i.exemplar_traces,
     })
 }
@@ -477,7 +471,8 @@ pub async fn incidents(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
     let status = match Params::parse(req.query_string(), &["status"]) {
         Ok(p) => match p.get("status") {
             None => None,
-            Some(s @ ("open" | "closed")) => Some(s.to_string()),
+            Some("open") => Some(Status::Open),
+            Some("closed") => Some(Status::Closed),
             Some(other) => return bad_request(format!("status: {other:?} is not open or closed")),
         },
         Err(e) => return bad_request(e),
@@ -487,8 +482,8 @@ pub async fn incidents(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
         .incidents
         .list(&tenant)
         .iter()
+        .filter(|i| status.is_none_or(|s| i.status == s))
         .map(|i| incident_json(i, step))
-        .filter(|v| status.as_ref().is_none_or(|s| v["status"] == json!(s)))
         .collect();
     HttpResponse::Ok().json(json!({ "count": list.len(), "incidents": list }))
 }

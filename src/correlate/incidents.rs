@@ -13,7 +13,7 @@ use super::stats::Thresholds;
 use super::watch::{self, Watched};
 use crate::config::{AnomalySettings, IncidentSettings};
 use crate::index::{Filter, IndexError, Pick, Store, STATUS_ERROR};
-use crate::model::{Record, Signal, Span, TenantId, TraceId};
+use crate::model::{Span, TenantId, TraceId};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -271,16 +271,6 @@ pub fn absorb(
     changed
 }
 
-fn spans(records: Vec<Record>) -> Vec<Span> {
-    records
-        .into_iter()
-        .filter_map(|r| match r {
-            Record::Span(s) => Some(s),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The spans of each of `ids`' traces.
 fn traces(store: &Store, tenant: &TenantId, ids: &[TraceId]) -> Result<Vec<Vec<Span>>, IndexError> {
     ids.iter()
@@ -330,13 +320,7 @@ pub fn analyse(
     }
     let cap = ids.len() + ANALYSIS_TRACES;
     trace_ids(
-        spans(store.select(
-            Signal::Spans,
-            tenant,
-            &window,
-            Pick::Slowest,
-            ANALYSIS_TRACES,
-        )?),
+        store.select_spans(tenant, &window, Pick::Slowest, ANALYSIS_TRACES)?,
         &mut ids,
         cap,
     );
@@ -346,13 +330,7 @@ pub fn analyse(
     };
     let cap = ids.len() + ANALYSIS_TRACES;
     trace_ids(
-        spans(store.select(
-            Signal::Spans,
-            tenant,
-            &failed,
-            Pick::Newest,
-            ANALYSIS_TRACES,
-        )?),
+        store.select_spans(tenant, &failed, Pick::Newest, ANALYSIS_TRACES)?,
         &mut ids,
         cap,
     );
@@ -364,13 +342,7 @@ pub fn analyse(
     };
     let mut base_ids = Vec::new();
     trace_ids(
-        spans(store.select(
-            Signal::Spans,
-            tenant,
-            &before,
-            Pick::Newest,
-            ANALYSIS_TRACES * 4,
-        )?),
+        store.select_spans(tenant, &before, Pick::Newest, ANALYSIS_TRACES * 4)?,
         &mut base_ids,
         ANALYSIS_TRACES,
     );
@@ -489,11 +461,21 @@ impl Detector {
         let mut mine = self.incidents.list(tenant);
         let changed = absorb(&mut mine, tenant, seen, end, s);
         for mut inc in mine.into_iter().filter(|i| changed.contains(&i.id)) {
-            analyse(&self.store, tenant, &mut inc, step)?;
+            let before = self
+                .incidents
+                .all
+                .read()
+                .get(&inc.id)
+                .map(|i| (i.status, i.anomalies.len()));
+            // Origins and exemplar traces cost dozens of trace reads: redone when the incident
+            // opens, gains an anomaly or closes, not each time an ongoing anomaly grows.
+            if before.is_none_or(|b| b != (inc.status, inc.anomalies.len())) {
+                analyse(&self.store, tenant, &mut inc, step)?;
+            }
             if let Err(e) = self.incidents.save(&inc) {
                 tracing::error!(id = %inc.id, error = %e, "cannot save incident");
             }
-            let before = self.incidents.get(tenant, &inc.id).map(|i| i.status);
+            let before = before.map(|b| b.0);
             let (id, services, origin) = (
                 &inc.id,
                 &inc.services,
@@ -527,7 +509,8 @@ impl Detector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::correlate::watch::StoredAnomaly;
+    use crate::correlate::metrics::Anomaly;
+    use crate::correlate::stats::AnomalyKind;
 
     const S: u64 = 1_000_000_000;
 
@@ -536,8 +519,8 @@ mod tests {
             signal: "errors".into(),
             service: service.into(),
             series: series.into(),
-            anomaly: StoredAnomaly {
-                kind: "spike".into(),
+            anomaly: Anomaly {
+                kind: AnomalyKind::Spike,
                 start_ns: start * S,
                 peak_ns: start * S,
                 end_ns: end * S,
@@ -560,24 +543,20 @@ mod tests {
         };
         let t = TenantId::new("t").unwrap();
         let mut all = Vec::new();
+        // One look at `at` seconds that sees `sightings`; the IDs it changed.
+        let look = |all: &mut Vec<Incident>, sightings: Vec<Watched>, at: u64| {
+            absorb(all, &t, sightings, at * S, &s)
+        };
         // Inventory first, checkout 40 s later: one incident.
-        let c = absorb(
-            &mut all,
-            &t,
-            vec![seen("a", "inventory", 100, 120, true)],
-            125 * S,
-            &s,
-        );
+        let c = look(&mut all, vec![seen("a", "inventory", 100, 120, true)], 125);
         assert_eq!((all.len(), c.len()), (1, 1));
-        absorb(
+        look(
             &mut all,
-            &t,
             vec![
                 seen("a", "inventory", 100, 125, true),
                 seen("b", "checkout", 140, 150, true),
             ],
-            155 * S,
-            &s,
+            155,
         );
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].services, ["checkout", "inventory"]);
@@ -587,61 +566,53 @@ mod tests {
             "the sighting was updated, not added"
         );
         // A sighting the next look does not repeat stops being ongoing.
-        absorb(
+        look(
             &mut all,
-            &t,
             vec![
                 seen("a", "inventory", 100, 125, true),
                 seen("b", "checkout", 140, 150, true),
                 seen("p", "cart", 150, 150, true),
             ],
-            155 * S,
-            &s,
+            155,
         );
         assert!(all[0]
             .anomalies
             .iter()
             .any(|a| a.series == "p" && a.anomaly.ongoing));
-        absorb(
+        look(
             &mut all,
-            &t,
             vec![
                 seen("a", "inventory", 100, 125, true),
                 seen("b", "checkout", 140, 150, true),
             ],
-            160 * S,
-            &s,
+            160,
         );
         assert!(all[0]
             .anomalies
             .iter()
             .any(|a| a.series == "p" && !a.anomaly.ongoing));
         // Both end; not yet quiet for 30 s.
-        absorb(
+        look(
             &mut all,
-            &t,
             vec![
                 seen("a", "inventory", 100, 130, false),
                 seen("b", "checkout", 140, 150, false),
             ],
-            170 * S,
-            &s,
+            170,
         );
         assert_eq!(all[0].status, Status::Open);
-        let c = absorb(&mut all, &t, vec![], 186 * S, &s);
+        let c = look(&mut all, vec![], 186);
         assert_eq!(all[0].status, Status::Closed);
         assert_eq!(all[0].closed_ns, Some(155 * S));
         assert!(c.contains(&all[0].id));
         // An anomaly well after: a new incident; one seen again does not reopen anything.
-        absorb(
+        look(
             &mut all,
-            &t,
             vec![
                 seen("a", "inventory", 100, 130, false),
                 seen("c", "cart", 400, 410, true),
             ],
-            415 * S,
-            &s,
+            415,
         );
         assert_eq!(all.len(), 2);
         assert_eq!(all[1].services, ["cart"]);

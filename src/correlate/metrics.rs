@@ -5,7 +5,7 @@ use super::series::{self, Selector, Series, Spec};
 use super::stats::{self, AnomalyKind, Thresholds};
 use crate::index::{Filter, IndexError, Store};
 use crate::model::TenantId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Points one query may read; past it the query is refused with a message that says so.
 pub const MAX_POINTS: usize = 500_000;
@@ -45,8 +45,8 @@ pub fn query_within(
     Ok((series::evaluate(&points, spec), count))
 }
 
-/// An anomaly in one evaluated series, in time.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An anomaly in one evaluated series, in time (and as incidents keep it on disk).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Anomaly {
     pub kind: AnomalyKind,
     pub start_ns: u64,
@@ -94,17 +94,4 @@ pub fn anomalies(s: &Series, spec: &Spec, t: &Thresholds) -> Vec<Anomaly> {
             ongoing: d.ongoing,
         })
         .collect()
-}
-
-impl From<&crate::config::AnomalySettings> for Thresholds {
-    fn from(a: &crate::config::AnomalySettings) -> Self {
-        Thresholds {
-            threshold: a.threshold,
-            baseline_points: a.baseline_points,
-            min_baseline_points: a.min_baseline_points,
-            level_shift_points: a.level_shift_points,
-            min_relative_change: a.min_relative_change,
-            ..Thresholds::default()
-        }
-    }
 }

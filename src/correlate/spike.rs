@@ -7,7 +7,7 @@
 use super::series::{self, Selector};
 use super::stats::median;
 use crate::index::{Filter, IndexError, Pick, Store, SEVERITY_ERROR, STATUS_ERROR};
-use crate::model::{LogRecord, Record, Signal, Span, TenantId, TraceId};
+use crate::model::{LogRecord, Span, TenantId, TraceId};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Spans looked at per kind (slowest, failed, baseline sample).
@@ -64,16 +64,6 @@ pub fn span_score(span: &Span, median_ns: Option<u64>) -> (f64, Vec<String>) {
         }
     }
     (score, reasons)
-}
-
-fn spans_of(records: Vec<Record>) -> Vec<Span> {
-    records
-        .into_iter()
-        .filter_map(|r| match r {
-            Record::Span(s) => Some(s),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Median duration per (service, operation) of a sample.
@@ -144,25 +134,17 @@ pub fn explain(
         end_ns: start_ns.saturating_sub(1),
         ..window.clone()
     };
-    let mut base =
-        spans_of(store.select(Signal::Spans, tenant, &baseline, Pick::Newest, CANDIDATES)?);
+    let mut base = store.select_spans(tenant, &baseline, Pick::Newest, CANDIDATES)?;
     if base.is_empty() {
-        base = spans_of(store.select(Signal::Spans, tenant, &window, Pick::Oldest, CANDIDATES)?);
+        base = store.select_spans(tenant, &window, Pick::Oldest, CANDIDATES)?;
     }
     let medians = medians(&base);
-    let mut candidates =
-        spans_of(store.select(Signal::Spans, tenant, &window, Pick::Slowest, CANDIDATES)?);
+    let mut candidates = store.select_spans(tenant, &window, Pick::Slowest, CANDIDATES)?;
     let failed = Filter {
         status: Some(STATUS_ERROR),
         ..window.clone()
     };
-    candidates.extend(spans_of(store.select(
-        Signal::Spans,
-        tenant,
-        &failed,
-        Pick::Newest,
-        CANDIDATES,
-    )?));
+    candidates.extend(store.select_spans(tenant, &failed, Pick::Newest, CANDIDATES)?);
     // The best-scoring span per trace.
     let mut best: HashMap<TraceId, (f64, Vec<String>, Span)> = HashMap::new();
     for s in candidates {

@@ -3,7 +3,7 @@
 //! MAD ignore the outliers they are looking for, so one spike does not hide the next, and a
 //! level shift ends by itself once the trailing window has moved to the new level.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// MAD × this estimates the standard deviation of normally distributed data.
 const MAD_TO_SIGMA: f64 = 1.4826;
@@ -30,7 +30,7 @@ pub fn mad(xs: &[f64], center: f64) -> f64 {
     median(&mut dev).unwrap_or(0.0)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AnomalyKind {
     /// A short excursion: fewer than `level_shift_points` anomalous points.
@@ -65,17 +65,25 @@ pub struct Thresholds {
     pub direction: Direction,
 }
 
-impl Default for Thresholds {
-    fn default() -> Self {
-        Self {
-            threshold: 5.0,
-            baseline_points: 30,
-            min_baseline_points: 6,
-            level_shift_points: 6,
-            min_relative_change: 0.2,
+/// The `[anomalies]` settings; no absolute floor and both directions unless a caller says.
+impl From<&crate::config::AnomalySettings> for Thresholds {
+    fn from(a: &crate::config::AnomalySettings) -> Self {
+        Thresholds {
+            threshold: a.threshold,
+            baseline_points: a.baseline_points,
+            min_baseline_points: a.min_baseline_points,
+            level_shift_points: a.level_shift_points,
+            min_relative_change: a.min_relative_change,
             min_absolute_change: 0.0,
             direction: Direction::Both,
         }
+    }
+}
+
+/// The shipped `[anomalies]` defaults.
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds::from(&crate::config::AnomalySettings::default())
     }
 }
 

@@ -22,40 +22,9 @@ pub struct Watched {
     pub service: String,
     /// The series as a selector (`error_logs{…}` for log counts, which are not stored series).
     pub series: String,
-    pub anomaly: StoredAnomaly,
+    pub anomaly: Anomaly,
     /// Exemplars of the series within the anomaly, highest value first (at most 5).
     pub exemplars: Vec<Exemplar>,
-}
-
-/// An anomaly as kept in an incident (the detector's `Anomaly`, serialisable both ways).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredAnomaly {
-    pub kind: String,
-    pub start_ns: u64,
-    pub peak_ns: u64,
-    pub end_ns: u64,
-    pub score: f64,
-    pub baseline: f64,
-    pub peak_value: f64,
-    pub ongoing: bool,
-}
-
-impl From<&Anomaly> for StoredAnomaly {
-    fn from(a: &Anomaly) -> Self {
-        StoredAnomaly {
-            kind: serde_json::to_value(a.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-            start_ns: a.start_ns,
-            peak_ns: a.peak_ns,
-            end_ns: a.end_ns,
-            score: a.score,
-            baseline: a.baseline,
-            peak_value: a.peak_value,
-            ongoing: a.ongoing,
-        }
-    }
 }
 
 /// The whole steps within `[start_ns, end_ns]`, aligned to multiples of the step. A step
@@ -99,7 +68,7 @@ fn watched(
             signal: signal.to_string(),
             service: service.clone(),
             series: text.clone(),
-            anomaly: StoredAnomaly::from(&a),
+            anomaly: a,
             exemplars,
         });
     }
@@ -147,39 +116,22 @@ fn collect(
         min_absolute_change,
         ..base.clone()
     };
-    let red = |name: &str| Selector {
-        name: name.to_string(),
-        matchers: Vec::new(),
-    };
-    for s in metrics::query(store, tenant, &red(RED_ERRORS), spec)?
-        .iter()
-        .filter(|s| keep(s))
-    {
-        let text = format!(
-            "{RED_ERRORS}{{{SERVICE_LABEL}={:?}}}",
-            s.labels[SERVICE_LABEL]
-        );
-        out.push(Watch {
-            signal: "errors",
-            text,
-            series: s.clone(),
-            thresholds: up(settings.min_errors_per_sec),
-        });
-    }
-    for s in metrics::query(store, tenant, &red(RED_DURATION), spec)?
-        .iter()
-        .filter(|s| keep(s))
-    {
-        let text = format!(
-            "{RED_DURATION}{{{SERVICE_LABEL}={:?}}}",
-            s.labels[SERVICE_LABEL]
-        );
-        out.push(Watch {
-            signal: "latency",
-            text,
-            series: s.clone(),
-            thresholds: up(settings.min_latency_change_ms),
-        });
+    for (name, signal, floor) in [
+        (RED_ERRORS, "errors", settings.min_errors_per_sec),
+        (RED_DURATION, "latency", settings.min_latency_change_ms),
+    ] {
+        let selector = Selector::exact(name, &Default::default());
+        for s in metrics::query(store, tenant, &selector, spec)?
+            .into_iter()
+            .filter(keep)
+        {
+            out.push(Watch {
+                signal,
+                text: Selector::exact(name, &s.labels).to_text(),
+                series: s,
+                thresholds: up(floor),
+            });
+        }
     }
     let logs = Filter {
         services: services.map(<[String]>::to_vec).unwrap_or_default(),

@@ -7,8 +7,8 @@ use crate::model::{LogRecord, MetricPoint, Record, Signal, Span, TenantId, Trace
 use std::ops::Bound;
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
-use tantivy::schema::{IndexRecordOption, Value};
-use tantivy::{Order, TantivyDocument, Term};
+use tantivy::schema::IndexRecordOption;
+use tantivy::{Order, Term};
 
 /// The most records of one signal a trace lookup returns.
 pub const MAX_TRACE_RECORDS: usize = 10_000;
@@ -48,7 +48,7 @@ pub fn parse_text_query(fields: &Fields, q: &str) -> Result<Box<dyn Query>, Inde
 }
 
 impl Store {
-    fn term(&self, field: tantivy::schema::Field, value: &str) -> Box<dyn Query> {
+    pub(super) fn term(&self, field: tantivy::schema::Field, value: &str) -> Box<dyn Query> {
         Box::new(TermQuery::new(
             Term::from_field_text(field, value),
             IndexRecordOption::Basic,
@@ -70,14 +70,7 @@ impl Store {
         )?;
         let mut out = Vec::with_capacity(hits.len());
         for (_, addr) in hits {
-            let doc: TantivyDocument = searcher.doc(addr)?;
-            let Some(raw) = doc.get_first(self.fields.raw).and_then(|v| v.as_bytes()) else {
-                continue;
-            };
-            match postcard::from_bytes::<Record>(raw) {
-                Ok(r) => out.push(r),
-                Err(e) => tracing::error!(error = %e, "stored record does not decode"),
-            }
+            out.extend(self.load(&searcher, addr)?);
         }
         Ok(out)
     }
@@ -172,11 +165,19 @@ impl Store {
         Ok(n)
     }
 
-    fn time_range(&self, start_ns: u64, end_ns: u64) -> Box<dyn Query> {
+    pub(super) fn time_range(&self, start_ns: u64, end_ns: u64) -> Box<dyn Query> {
         let clamp = |ns: u64| i64::try_from(ns).unwrap_or(i64::MAX);
         Box::new(RangeQuery::new(
             Bound::Included(Term::from_field_i64(self.fields.time, clamp(start_ns))),
             Bound::Included(Term::from_field_i64(self.fields.time, clamp(end_ns))),
+        ))
+    }
+
+    /// Logs of this OTLP severity number or more severe.
+    pub(super) fn severity_at_least(&self, min: u64) -> Box<dyn Query> {
+        Box::new(RangeQuery::new(
+            Bound::Included(Term::from_field_u64(self.fields.severity, min)),
+            Bound::Unbounded,
         ))
     }
 
@@ -200,13 +201,7 @@ impl Store {
             clauses.push((Occur::Must, self.term(self.fields.service, service)));
         }
         if let Some(min) = q.min_severity {
-            clauses.push((
-                Occur::Must,
-                Box::new(RangeQuery::new(
-                    Bound::Included(Term::from_field_u64(self.fields.severity, min)),
-                    Bound::Unbounded,
-                )),
-            ));
+            clauses.push((Occur::Must, self.severity_at_least(min)));
         }
         let query = BooleanQuery::new(clauses);
         let mut out = Vec::new();

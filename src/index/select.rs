@@ -4,11 +4,10 @@
 
 use super::schema::TIME;
 use super::{IndexError, Store};
-use crate::model::{MetricPoint, Record, Signal, TenantId, TraceId};
+use crate::model::{MetricPoint, Record, Signal, Span, TenantId, TraceId};
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Bound;
 use tantivy::collector::{DocSetCollector, TopDocs};
-use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{DocAddress, Order, TantivyDocument, Term};
 
@@ -46,22 +45,10 @@ pub enum Pick {
 
 impl Store {
     fn filter_query(&self, tenant: &TenantId, f: &Filter) -> BooleanQuery {
-        let term = |field, v: &str| -> Box<dyn Query> {
-            Box::new(TermQuery::new(
-                Term::from_field_text(field, v),
-                IndexRecordOption::Basic,
-            ))
-        };
-        let clamp = |ns: u64| i64::try_from(ns).unwrap_or(i64::MAX);
+        let term = |field, v: &str| self.term(field, v);
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
             (Occur::Must, term(self.fields.tenant, tenant.as_str())),
-            (
-                Occur::Must,
-                Box::new(RangeQuery::new(
-                    Bound::Included(Term::from_field_i64(self.fields.time, clamp(f.start_ns))),
-                    Bound::Included(Term::from_field_i64(self.fields.time, clamp(f.end_ns))),
-                )),
-            ),
+            (Occur::Must, self.time_range(f.start_ns, f.end_ns)),
         ];
         if !f.services.is_empty() {
             let any: Vec<(Occur, Box<dyn Query>)> = f
@@ -90,44 +77,32 @@ impl Store {
             ));
         }
         if let Some(min) = f.min_severity {
-            clauses.push((
-                Occur::Must,
-                Box::new(RangeQuery::new(
-                    Bound::Included(Term::from_field_u64(self.fields.severity, min)),
-                    Bound::Unbounded,
-                )),
-            ));
+            clauses.push((Occur::Must, self.severity_at_least(min)));
         }
         BooleanQuery::new(clauses)
     }
 
     /// An attribute equal to `value` under any type it could have been sent with.
     fn attr_equals(&self, key: &str, value: &str) -> BooleanQuery {
-        let term = || Term::from_field_json_path(self.fields.attrs, key, true);
-        let mut typed = Vec::new();
-        let mut t = term();
-        t.append_type_and_str(value);
-        typed.push(t);
+        let typed = |append: &dyn Fn(&mut Term)| {
+            let mut t = Term::from_field_json_path(self.fields.attrs, key, true);
+            append(&mut t);
+            t
+        };
+        let mut typed_terms = vec![typed(&|t| t.append_type_and_str(value))];
         if let Ok(i) = value.parse::<i64>() {
-            let mut t = term();
-            t.append_type_and_fast_value(i);
-            typed.push(t);
+            typed_terms.push(typed(&|t| t.append_type_and_fast_value(i)));
             if let Ok(u) = u64::try_from(i) {
-                let mut t = term();
-                t.append_type_and_fast_value(u);
-                typed.push(t);
+                typed_terms.push(typed(&|t| t.append_type_and_fast_value(u)));
             }
         }
         if let Ok(x) = value.parse::<f64>() {
-            let mut t = term();
-            t.append_type_and_fast_value(x);
-            typed.push(t);
+            typed_terms.push(typed(&|t| t.append_type_and_fast_value(x)));
         }
         if let Ok(b) = value.parse::<bool>() {
-            let mut t = term();
-            t.append_type_and_fast_value(b);
-            typed.push(t);
+            typed_terms.push(typed(&|t| t.append_type_and_fast_value(b)));
         }
+        let typed = typed_terms;
         BooleanQuery::new(
             typed
                 .into_iter()
@@ -185,6 +160,24 @@ impl Store {
                 _ => (slice.start_ns.saturating_sub(width), slice.start_ns - 1),
             };
         }
+    }
+
+    /// `select` of spans, as spans.
+    pub fn select_spans(
+        &self,
+        tenant: &TenantId,
+        f: &Filter,
+        pick: Pick,
+        limit: usize,
+    ) -> Result<Vec<Span>, IndexError> {
+        Ok(self
+            .select(Signal::Spans, tenant, f, pick, limit)?
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Span(s) => Some(s),
+                _ => None,
+            })
+            .collect())
     }
 
     /// `select` over the whole window at once.
