@@ -33,7 +33,7 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
         /// Seconds of calm before the fault (the detector needs a baseline).
-        #[arg(long, default_value_t = 35)]
+        #[arg(long, default_value_t = 30)]
         fault_at: u64,
         #[arg(long, default_value_t = 60)]
         fault_secs: u64,

@@ -81,9 +81,6 @@ fn feed(base: String, opts: DemoOptions) -> Result<(), String> {
         if s == fault.end_s {
             println!("[+{s:>3} s] fault over: the database is fast again");
         }
-        if s % 5 != 0 {
-            continue;
-        }
         let Ok(list) = client
             .get(format!("{base}/api/v1/incidents"))
             .send()
