@@ -59,19 +59,16 @@ pub struct Anomaly {
     pub ongoing: bool,
 }
 
-/// Runs the detector over a series' steps. Missing steps are gaps, not zeros, except inside
-/// a rate series' life (between its first and last point), where no data means nothing
-/// happened; before a series exists it has no baseline at all.
+/// Runs the detector over a series' steps. Missing steps are gaps, not zeros, except for a
+/// rate series once it exists: a step without data then means nothing happened (an error
+/// rate that stops is back at 0, not frozen at its last value). Before its first point a
+/// series has no baseline at all.
 pub fn anomalies(s: &Series, spec: &Spec, t: &Thresholds) -> Vec<Anomaly> {
     let steps = spec.steps();
     let step_of = |ts: u64| ((ts - spec.start_ns) / spec.step_ns.max(1)) as usize;
     let mut values: Vec<Option<f64>> = vec![None; steps];
-    if let (true, Some(first), Some(last)) = (s.kind == "rate", s.points.first(), s.points.last()) {
-        for slot in values
-            .iter_mut()
-            .take(step_of(last.0) + 1)
-            .skip(step_of(first.0))
-        {
+    if let (true, Some(first)) = (s.kind == "rate", s.points.first()) {
+        for slot in values.iter_mut().skip(step_of(first.0)) {
             *slot = Some(0.0);
         }
     }
@@ -94,4 +91,40 @@ pub fn anomalies(s: &Series, spec: &Spec, t: &Thresholds) -> Vec<Anomaly> {
             ongoing: d.ongoing,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn a_rate_that_stops_is_back_at_zero_not_ongoing() {
+        // Errors at 0/s for 10 steps, 5/s for 3 steps, then no points at all for 3 steps.
+        let mut points: Vec<(u64, f64)> = (0..10).map(|i| (i * S, 0.0)).collect();
+        points.extend((10..13).map(|i| (i * S, 5.0)));
+        let series = Series {
+            name: "errors".into(),
+            kind: "rate",
+            unit: String::new(),
+            labels: Default::default(),
+            points,
+            exemplars: Vec::new(),
+        };
+        let spec = Spec {
+            start_ns: 0,
+            end_ns: 15 * S,
+            step_ns: S,
+            quantiles: vec![],
+            by: None,
+        };
+        let found = anomalies(&series, &spec, &Thresholds::default());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].start_ns, found[0].end_ns), (10 * S, 12 * S));
+        assert!(
+            !found[0].ongoing,
+            "the steps after the last point are zeros"
+        );
+    }
 }
