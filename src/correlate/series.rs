@@ -111,12 +111,16 @@ impl Selector {
     }
 }
 
+/// The compiled size a user's label regex may take (the regex crate's default is 10 MiB).
+pub const USER_REGEX_BYTES: usize = 256 * 1024;
+
 fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-' | '/')
 }
 
 /// Parses `name`, `name{}` or `name{k="v", k2!="v", k3=~"re", k4!~"re"}`.
 pub fn parse_selector(text: &str) -> Result<Selector, String> {
+    crate::model::query_text::check("query", text).map_err(|e| e.to_string())?;
     let text = text.trim();
     let name_end = text.find(|c: char| !is_name_char(c)).unwrap_or(text.len());
     let name = &text[..name_end];
@@ -156,7 +160,10 @@ pub fn parse_selector(text: &str) -> Result<Selector, String> {
                 .ok_or_else(|| format!("query: the value of {label:?} must be in double quotes"))?;
             let regex = match op {
                 MatchOp::Re | MatchOp::NotRe => Some(
-                    regex::Regex::new(&format!("^(?:{value})$"))
+                    regex::RegexBuilder::new(&format!("^(?:{value})$"))
+                        // A user's regex compiles into at most this much memory.
+                        .size_limit(USER_REGEX_BYTES)
+                        .build()
                         .map_err(|e| format!("query: regex for {label:?}: {e}"))?,
                 ),
                 _ => None,

@@ -254,10 +254,15 @@ impl Store {
         let Some(raw) = doc.get_first(self.fields.raw).and_then(|v| v.as_bytes()) else {
             return Ok(None);
         };
-        match postcard::from_bytes::<Record>(raw) {
+        match crate::model::codec::decode_record(raw) {
             Ok(r) => Ok(Some(r)),
             Err(e) => {
-                tracing::error!(error = %e, "stored record does not decode");
+                // Counted and logged, so a format problem is seen, not a quietly short answer.
+                self.telemetry
+                    .records_undecodable
+                    .with_label_values(&["index"])
+                    .inc();
+                tracing::error!(error = %e, "stored record does not decode; left out of the answer");
                 Ok(None)
             }
         }

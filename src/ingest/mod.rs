@@ -44,8 +44,9 @@ impl ServiceError for IngestError {
     fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             IngestError::Admission(e) => e.retry_after(),
+            IngestError::Wal(e) => e.retry_after(),
             IngestError::AllRejected(_) => None,
-            _ => Some(std::time::Duration::from_secs(1)),
+            IngestError::NotReady => Some(std::time::Duration::from_secs(1)),
         }
     }
 }
@@ -179,9 +180,13 @@ impl IngestService {
             None => Ok(()),
         };
         if let Err(e) = appended {
+            let reason = match e {
+                WalError::TooLarge { .. } => "too_large",
+                _ => "wal_unavailable",
+            };
             self.telemetry
                 .records_rejected
-                .with_label_values(&[noun, "wal_unavailable"])
+                .with_label_values(&[noun, reason])
                 .inc_by(accepted);
             return Err(e.into());
         }

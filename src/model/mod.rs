@@ -1,7 +1,9 @@
 //! Typed values that flow through weft: identifiers and records. Depends on nothing else in the
 //! crate.
 
+pub mod codec;
 mod ids;
+pub mod query_text;
 mod records;
 
 #[cfg(test)]
