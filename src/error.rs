@@ -18,6 +18,9 @@ pub enum ErrorCode {
     PermissionDenied,
     /// Nothing matches (HTTP 404, NOT_FOUND).
     NotFound,
+    /// A valid query that would cost more than a bound allows (HTTP 422, RESOURCE_EXHAUSTED);
+    /// the message names the bound and how to narrow the query.
+    TooCostly,
     /// weft is at its in-flight bound; retry later (HTTP 429, UNAVAILABLE with RetryInfo).
     Overloaded,
     /// The tenant is over its ingestion rate; retry later (HTTP 429, RESOURCE_EXHAUSTED with

@@ -161,6 +161,15 @@ fn step_ns(state: &AppState) -> u64 {
     state.config.incidents.step_secs * 1_000_000_000
 }
 
+/// The most steps a timeline page's live anomaly detection evaluates per series.
+const LIVE_STEPS: u64 = 2_000;
+
+/// The detector's step, or a whole multiple of it that covers `span_ns` in `LIVE_STEPS`.
+fn live_step(step: u64, span_ns: u64) -> u64 {
+    let wanted = span_ns.div_ceil(LIVE_STEPS);
+    step.max(wanted.div_ceil(step).saturating_mul(step))
+}
+
 fn trace_link(trace: TraceId, span: Option<crate::model::SpanId>, how: &str) -> Value {
     json!({"trace_id": trace.to_hex(), "span_id": span.map(|s| s.to_hex()), "how": how})
 }
@@ -305,12 +314,16 @@ fn sources(
                 margin_ns: margin,
             };
             let mut out = timeline::of_services(store, tenant, &w)?;
-            // Live: the services' RED error rate, p95 latency and error-log rate. Application
-            // metrics are many and costly to re-read per page; their anomalies come from the
-            // incidents the detector recorded in the window.
+            // Live: the services' RED error rate, p95 latency and error-log rate over this
+            // page's time only, in at most LIVE_STEPS steps (coarser over a long quiet page).
+            // Application metrics are many and costly to re-read per page; their anomalies
+            // come from the incidents the detector recorded in the window.
+            let from = after.map_or(*start, |k| k.time_ns.max(*start));
+            let until = timeline::page_end(&out, after, limit, *end);
+            let step = live_step(step, until.saturating_sub(from));
             let spec = watch::grid(
-                start.saturating_sub(state.config.anomalies.baseline_points as u64 * step),
-                *end,
+                from.saturating_sub(state.config.anomalies.baseline_points as u64 * step),
+                until,
                 step,
             );
             let thresholds = crate::correlate::stats::Thresholds::from(&state.config.anomalies);
@@ -332,7 +345,7 @@ fn sources(
                 );
             }
             out.push(Source::complete(timeline::anomaly_entries(
-                &seen, *start, *end,
+                &seen, from, until,
             )));
             Ok(out)
         }

@@ -45,12 +45,17 @@ pub enum IndexError {
     Query(String),
     #[error("more than {limit} points match; narrow the time range or the selector")]
     TooManyPoints { limit: usize },
+    /// The query would cost more than a bound allows; the message names the bound and how
+    /// to narrow the query.
+    #[error("query too costly: {0}")]
+    TooCostly(String),
 }
 
 impl ServiceError for IndexError {
     fn code(&self) -> ErrorCode {
         match self {
-            IndexError::Query(_) | IndexError::TooManyPoints { .. } => ErrorCode::InvalidArgument,
+            IndexError::Query(_) => ErrorCode::InvalidArgument,
+            IndexError::TooManyPoints { .. } | IndexError::TooCostly(_) => ErrorCode::TooCostly,
             _ => ErrorCode::Internal,
         }
     }

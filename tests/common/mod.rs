@@ -40,6 +40,27 @@ impl Server {
         s
     }
 
+    /// A fresh server whose address space is capped at 3 GiB (`ulimit -v`), as hostile
+    /// requests must be served within a bound: an allocation past it aborts the process, which
+    /// `assert_alive` then reports.
+    pub fn start_capped(env: Env) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut s = Server::spawn_under(temp.path(), env, Some("ulimit -v 3145728"))
+            .expect("weft did not start");
+        s.wait_ready();
+        s._temp = Some(temp);
+        s
+    }
+
+    /// Fails the test if the process has exited (an abort, an OOM) or stopped answering.
+    pub fn assert_alive(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("weft died: {status}");
+        }
+        let ok = reqwest::blocking::get(self.url("/healthz")).is_ok_and(|r| r.status() == 200);
+        assert!(ok, "weft stopped answering /healthz");
+    }
+
     /// Starts the binary and waits for its `listening` line, not for readiness.
     pub fn spawn(data_dir: &Path, env: Env) -> Result<Server, String> {
         Server::spawn_under(data_dir, env, None)
