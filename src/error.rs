@@ -26,6 +26,8 @@ pub enum ErrorCode {
     /// The tenant is over its ingestion rate; retry later (HTTP 429, RESOURCE_EXHAUSTED with
     /// RetryInfo).
     RateLimited,
+    /// The client did not send its request in time (HTTP 408, DEADLINE_EXCEEDED).
+    Timeout,
     /// Temporarily unable to serve; retrying later can work (HTTP 503, UNAVAILABLE).
     Unavailable,
     /// A bug or an unexpected failure inside weft (HTTP 500, INTERNAL).

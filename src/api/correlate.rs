@@ -13,6 +13,7 @@ use crate::correlate::timeline::{self, Entry, Item, Key, Phase, ServiceWindow, S
 use crate::correlate::watch;
 use crate::error::ErrorCode;
 use crate::index::IndexError;
+use crate::model::time::parse_time_param;
 use crate::model::{Span, TenantId, TraceId};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
@@ -134,8 +135,8 @@ pub async fn diff(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
                 window.0.saturating_sub(1),
             ),
             (Some(s), Some(e)) => (
-                super::query::parse_time_param("baseline_start", s, now)?,
-                super::query::parse_time_param("baseline_end", e, now)?,
+                parse_time_param("baseline_start", s, now)?,
+                parse_time_param("baseline_end", e, now)?,
             ),
             _ => return Err("baseline_start and baseline_end go together".into()),
         };

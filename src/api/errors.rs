@@ -28,6 +28,7 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
         ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::TooCostly => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::Timeout => StatusCode::REQUEST_TIMEOUT,
         ErrorCode::Overloaded | ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -45,6 +46,7 @@ pub fn grpc_code(code: ErrorCode) -> tonic::Code {
         ErrorCode::Unauthenticated => tonic::Code::Unauthenticated,
         ErrorCode::PermissionDenied => tonic::Code::PermissionDenied,
         ErrorCode::NotFound => tonic::Code::NotFound,
+        ErrorCode::Timeout => tonic::Code::DeadlineExceeded,
         ErrorCode::Overloaded | ErrorCode::Unavailable => tonic::Code::Unavailable,
         ErrorCode::Internal => tonic::Code::Internal,
     }
@@ -59,6 +61,7 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::PermissionDenied => "permission_denied",
         ErrorCode::NotFound => "not_found",
         ErrorCode::TooCostly => "too_costly",
+        ErrorCode::Timeout => "timeout",
         ErrorCode::Overloaded => "overloaded",
         ErrorCode::RateLimited => "rate_limited",
         ErrorCode::Unavailable => "unavailable",

@@ -3,10 +3,12 @@
 //! May depend on `model`, `wal`, `config`, `error` and `telemetry`.
 
 pub mod admission;
+pub mod cost;
 pub mod decode;
 pub mod jsonlines;
 pub mod limits;
 pub mod otlp;
+pub mod request;
 pub mod traceids;
 
 use crate::config::LimitsConfig;
@@ -88,7 +90,11 @@ impl IngestService {
             sink,
             extractor,
             telemetry,
-            admission: Admission::new(limits.max_inflight_bytes, limits.tenant_records_per_sec),
+            admission: Admission::new(
+                limits.max_inflight_bytes,
+                limits.max_request_memory_bytes,
+                limits.tenant_records_per_sec,
+            ),
             limits,
         }
     }
@@ -130,7 +136,7 @@ impl IngestService {
         mut converted: Converted,
     ) -> Result<Outcome, IngestError> {
         let noun = signal.as_str();
-        let truncated = limits::enforce(&mut converted, &self.limits);
+        let truncated = limits::enforce(&mut converted, &self.limits, crate::now_ns());
         if truncated > 0 {
             self.telemetry.log_bodies_truncated.inc_by(truncated);
         }

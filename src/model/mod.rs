@@ -5,6 +5,7 @@ pub mod codec;
 mod ids;
 pub mod query_text;
 mod records;
+pub mod time;
 
 #[cfg(test)]
 pub mod testing;

@@ -211,6 +211,18 @@ impl Server {
             .map_or(0, |kb| kb * 1024)
     }
 
+    /// The most resident memory the server process has had (VmHWM), in bytes: catches a
+    /// spike that is gone by the time anyone looks.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
     /// The value of one sample in `/metrics`, by its full name with labels.
     pub fn metric(&self, sample: &str) -> f64 {
         let text = reqwest::blocking::get(self.url("/metrics"))
