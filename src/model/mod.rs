@@ -3,9 +3,11 @@
 
 mod ids;
 mod records;
+mod time;
 
 #[cfg(test)]
 pub mod testing;
 
 pub use ids::*;
 pub use records::*;
+pub use time::{ns_string, rfc3339};
