@@ -22,7 +22,7 @@ const DEFAULT_TRACES: usize = 20;
 const DEFAULT_PAGE: usize = 200;
 const MAX_PAGE: usize = 5000;
 
-fn limit(p: &Params, default: usize, max: usize) -> Result<usize, String> {
+pub(super) fn limit(p: &Params, default: usize, max: usize) -> Result<usize, String> {
     match p.number::<usize>("limit")? {
         None => Ok(default),
         Some(n) if (1..=max).contains(&n) => Ok(n),

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 pub struct Params {
     values: BTreeMap<String, String>,
+    /// Parameters that may be given more than once, every value in order.
+    repeated: BTreeMap<String, Vec<String>>,
 }
 
 /// The widest window a query may ask for, and the most steps it may return per series.
@@ -15,22 +17,41 @@ const DEFAULT_RANGE_NS: u64 = 3600 * 1_000_000_000;
 
 impl Params {
     pub fn parse(query_string: &str, allowed: &[&str]) -> Result<Params, String> {
+        Params::parse_repeating(query_string, allowed, &[])
+    }
+
+    /// `parse`, with the parameters in `repeatable` allowed more than once (read with `all`).
+    pub fn parse_repeating(
+        query_string: &str,
+        allowed: &[&str],
+        repeatable: &[&str],
+    ) -> Result<Params, String> {
         let pairs = web::Query::<Vec<(String, String)>>::from_query(query_string)
             .map_err(|e| format!("query string: {e}"))?
             .into_inner();
         let mut values = BTreeMap::new();
+        let mut repeated: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (k, v) in pairs {
+            if repeatable.contains(&k.as_str()) {
+                repeated.entry(k).or_default().push(v);
+                continue;
+            }
             if !allowed.contains(&k.as_str()) {
                 return Err(format!(
                     "unknown parameter {k:?}; this endpoint takes {}",
-                    allowed.join(", ")
+                    [allowed, repeatable].concat().join(", ")
                 ));
             }
             if values.insert(k.clone(), v).is_some() {
                 return Err(format!("parameter {k:?} is given twice"));
             }
         }
-        Ok(Params { values })
+        Ok(Params { values, repeated })
+    }
+
+    /// Every value of a repeatable parameter, in the order given.
+    pub fn all(&self, name: &str) -> &[String] {
+        self.repeated.get(name).map_or(&[], Vec::as_slice)
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {

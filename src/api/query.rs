@@ -21,10 +21,7 @@ pub fn ns_json(ns: u64) -> Value {
     Value::String(ns.to_string())
 }
 
-pub fn rfc3339(ns: u64) -> String {
-    chrono::DateTime::from_timestamp_nanos(i64::try_from(ns).unwrap_or(i64::MAX))
-        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-}
+pub use crate::model::rfc3339;
 
 pub fn link_json(link: &Option<TraceLink>) -> Value {
     match link {

@@ -15,6 +15,7 @@ mod document;
 mod query;
 mod red;
 mod schema;
+mod search;
 mod select;
 mod writer;
 
@@ -22,6 +23,7 @@ pub use document::build as build_document;
 pub use query::{parse_text_query, LogQuery, TraceRecords};
 pub use red::{RedConfig, RED_DURATION, RED_ERRORS, RED_REQUESTS, RED_SCOPE};
 pub use schema::Fields;
+pub use search::{Matches, SpanTextField, TermList, TraceShape};
 pub use select::{Filter, Pick, SEVERITY_ERROR, STATUS_ERROR};
 pub use writer::{IndexMsg, Indexer};
 

@@ -6,9 +6,10 @@ use super::schema::TIME;
 use super::{IndexError, Store};
 use crate::model::{MetricPoint, Record, Signal, Span, TenantId, TraceId};
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 use tantivy::collector::{DocSetCollector, TopDocs};
-use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
-use tantivy::schema::{IndexRecordOption, Value};
+use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::{DocAddress, Order, TantivyDocument, Term};
 
 /// OTLP status code of a failed span.
@@ -32,6 +33,12 @@ pub struct Filter {
     /// Record attributes equal to these values (as text: `"200"` finds the string and the
     /// number). Narrows what is read; callers still check exact matches themselves.
     pub attrs: Vec<(String, String)>,
+    /// Record or resource attributes equal to these values, as tracing backends match tags:
+    /// each pair holds in one or the other. Exact, like `attrs`.
+    pub tags: Vec<(String, String)>,
+    /// Span duration in nanoseconds, at least and at most.
+    pub min_duration_ns: Option<u64>,
+    pub max_duration_ns: Option<u64>,
 }
 
 /// Which records a selection keeps when more match than it may return.
@@ -44,7 +51,7 @@ pub enum Pick {
 }
 
 impl Store {
-    fn filter_query(&self, tenant: &TenantId, f: &Filter) -> BooleanQuery {
+    pub(super) fn filter_query(&self, tenant: &TenantId, f: &Filter) -> BooleanQuery {
         let term = |field, v: &str| self.term(field, v);
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
             (Occur::Must, term(self.fields.tenant, tenant.as_str())),
@@ -65,7 +72,34 @@ impl Store {
             clauses.push((Occur::Must, term(self.fields.name, name)));
         }
         for (key, value) in &f.attrs {
-            clauses.push((Occur::Must, Box::new(self.attr_equals(key, value))));
+            clauses.push((
+                Occur::Must,
+                Box::new(self.attr_equals(self.fields.attrs, key, value)),
+            ));
+        }
+        for (key, value) in &f.tags {
+            let either: Vec<(Occur, Box<dyn Query>)> = [self.fields.attrs, self.fields.resource]
+                .into_iter()
+                .map(|field| {
+                    let q: Box<dyn Query> = Box::new(self.attr_equals(field, key, value));
+                    (Occur::Should, q)
+                })
+                .collect();
+            clauses.push((Occur::Must, Box::new(BooleanQuery::new(either))));
+        }
+        if f.min_duration_ns.is_some() || f.max_duration_ns.is_some() {
+            let bound = |v: Option<u64>| {
+                v.map_or(Bound::Unbounded, |ns| {
+                    Bound::Included(Term::from_field_u64(self.fields.duration, ns))
+                })
+            };
+            clauses.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    bound(f.min_duration_ns),
+                    bound(f.max_duration_ns),
+                )),
+            ));
         }
         if let Some(status) = f.status {
             clauses.push((
@@ -82,10 +116,11 @@ impl Store {
         BooleanQuery::new(clauses)
     }
 
-    /// An attribute equal to `value` under any type it could have been sent with.
-    fn attr_equals(&self, key: &str, value: &str) -> BooleanQuery {
+    /// An attribute of the JSON `field` equal to `value` under any type it could have been
+    /// sent with.
+    fn attr_equals(&self, field: Field, key: &str, value: &str) -> BooleanQuery {
         let typed = |append: &dyn Fn(&mut Term)| {
-            let mut t = Term::from_field_json_path(self.fields.attrs, key, true);
+            let mut t = Term::from_field_json_path(field, key, true);
             append(&mut t);
             t
         };

@@ -12,3 +12,4 @@ pub mod testing;
 
 pub use ids::*;
 pub use records::*;
+pub use time::{ns_string, rfc3339};

@@ -1,4 +1,5 @@
-//! The one grammar for times and durations that people and clients write: in query
+//! Times as weft reads and writes them. The one grammar for times and durations that people
+//! and clients write: in query
 //! parameters (`start`, `end`, `step`, `baseline_*`), in JSON-lines records and anywhere else.
 //!
 //! - A time is RFC 3339 (`2026-11-26T10:00:00Z`), a Unix epoch number whose unit is told by
@@ -8,7 +9,20 @@
 //!   allowed: `1.5m`); a bare number is seconds.
 //!
 //! Times are nanoseconds since the epoch as `u64`, but the indexes keep them as `i64`, so no
-//! time past `MAX_TIME_NS` (2262-04-11) is accepted: it would be stored clamped.
+//! time past `MAX_TIME_NS` (2262-04-11) is accepted: it would be stored clamped. Answers
+//! spell times as RFC 3339 (`rfc3339`) and nanoseconds as decimal strings (`ns_string`).
+
+/// Nanoseconds since the epoch as RFC 3339 in UTC, to the nanosecond.
+pub fn rfc3339(ns: u64) -> String {
+    chrono::DateTime::from_timestamp_nanos(i64::try_from(ns).unwrap_or(i64::MAX))
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Serializes nanoseconds as a decimal string, as OTLP/JSON does: JavaScript numbers lose
+/// precision past 2^53. For `#[serde(serialize_with = "ns_string")]`.
+pub fn ns_string<S: serde::Serializer>(ns: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&ns.to_string())
+}
 
 /// The latest time weft stores: `i64::MAX` nanoseconds, 2262-04-11T23:47:16Z.
 pub const MAX_TIME_NS: u64 = i64::MAX as u64;

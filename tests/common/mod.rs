@@ -223,15 +223,46 @@ impl Server {
             .map_or(0, |kb| kb * 1024)
     }
 
+    /// Waits until the indexes hold at least these many searchable documents per signal
+    /// (`weft_index_documents`, set at each commit): what was sent before is then all
+    /// visible, so a test reads a settled state instead of racing the commit.
+    pub fn wait_indexed(&self, at_least: &[(&str, u64)]) {
+        let mut seen = Vec::new();
+        let ok = poll(Duration::from_secs(30), || {
+            seen = at_least
+                .iter()
+                .map(|(signal, _)| {
+                    self.metric_or_zero(&format!("weft_index_documents{{signal=\"{signal}\"}}"))
+                })
+                .collect();
+            at_least
+                .iter()
+                .zip(&seen)
+                .all(|((_, want), got)| *got >= *want as f64)
+        });
+        assert!(ok, "indexes never held {at_least:?}; last seen {seen:?}");
+    }
+
     /// The value of one sample in `/metrics`, by its full name with labels.
+    /// Fails the test when the sample is missing: a misspelt name must not read as 0.
     pub fn metric(&self, sample: &str) -> f64 {
+        self.sample(sample)
+            .unwrap_or_else(|| panic!("{sample} is not in /metrics"))
+    }
+
+    /// For a labelled counter that may never have been touched: Prometheus client libraries
+    /// export a label combination only once it has counted something, so absent means 0.
+    pub fn metric_or_zero(&self, sample: &str) -> f64 {
+        self.sample(sample).unwrap_or(0.0)
+    }
+
+    fn sample(&self, sample: &str) -> Option<f64> {
         let text = reqwest::blocking::get(self.url("/metrics"))
             .unwrap()
             .text()
             .unwrap();
         text.lines()
             .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
-            .unwrap_or(0.0)
     }
 }
 
