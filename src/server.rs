@@ -6,6 +6,7 @@ use crate::api::auth::Auth;
 use crate::api::{self, AppState, Routes};
 use crate::config::Config;
 use crate::correlate::incidents::{Detector, Incidents};
+use crate::health::Health;
 use crate::index::{read_checkpoint, Indexer, RedConfig, Store};
 use crate::ingest::traceids::Extractor;
 use crate::ingest::{IngestService, Sink};
@@ -62,6 +63,7 @@ fn replay_then_open(
     config: &Config,
     checkpoint: u64,
     indexer: Indexer,
+    health: Arc<Health>,
     telemetry: Arc<Telemetry>,
     wal_cell: &OnceLock<Wal>,
 ) -> Result<(), String> {
@@ -73,12 +75,16 @@ fn replay_then_open(
         &mut |seq, batch, bytes| indexer.add(seq, Arc::new(batch), bytes),
     )
     .map_err(|e| format!("WAL replay failed: {e}"))?;
-    indexer.flush()?;
+    // A failing commit here degrades the indexer, which retries; the WAL keeps everything.
+    if let Err(e) = indexer.flush() {
+        tracing::error!(error = %e, "index commit after the replay failed; retrying");
+    }
     let next_seq = stats.last_seq.max(checkpoint) + 1;
     let wal = Wal::start(
         &config.data_dir,
         &config.wal,
         next_seq,
+        health,
         telemetry,
         Box::new(move |seq, batch, bytes| indexer.add(seq, batch, bytes)),
     )
@@ -115,8 +121,12 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
     )))?;
     let _lock = lock_data_dir(&config.data_dir)?;
     let store = Store::open(&config.data_dir, &config.index, telemetry.clone())?;
-    let checkpoint =
-        read_checkpoint(&config.data_dir).map_err(io("cannot read the index checkpoint"))?;
+    // A damaged checkpoint only costs a longer replay: partitions know what they hold.
+    let checkpoint = read_checkpoint(&config.data_dir).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "index checkpoint unreadable; replaying the WAL from the start");
+        0
+    });
+    let health = Arc::new(Health::default());
     let wal_cell = Arc::new(OnceLock::new());
     let red = config.red.enabled.then(|| RedConfig {
         bucket_ns: config.red.bucket_secs * 1_000_000_000,
@@ -125,9 +135,11 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
     let indexer = Indexer::start(
         store.clone(),
         &config.index,
+        config.data_dir.clone(),
         checkpoint,
         wal_cell.clone(),
         red,
+        health.clone(),
     )
     .map_err(io("cannot start the indexer"))?;
     let extractor = Extractor::new(&config.extract)?;
@@ -138,6 +150,7 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
     let ingest = Arc::new(IngestService::new(
         sink,
         extractor,
+        health.clone(),
         telemetry.clone(),
         config.limits.clone(),
     ));
@@ -191,10 +204,12 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
         let indexer = indexer.clone();
         let telemetry = telemetry.clone();
         let wal_cell = wal_cell.clone();
+        let health = health.clone();
         std::thread::Builder::new()
             .name("weft-replay".into())
             .spawn(move || {
-                if let Err(e) = replay_then_open(&config, checkpoint, indexer, telemetry, &wal_cell)
+                if let Err(e) =
+                    replay_then_open(&config, checkpoint, indexer, health, telemetry, &wal_cell)
                 {
                     tracing::error!(error = %e, "cannot become ready; exiting");
                     std::process::exit(1);
@@ -257,9 +272,20 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
     // HTTP has drained; gRPC stops taking new calls and finishes the ones it has.
     let _ = grpc_stop.send(());
     let _ = grpc_thread.join();
+    // The WAL first: every entry it acknowledged then has reached the indexer.
+    let last_seq = wal_cell.get().and_then(Wal::shutdown);
     tracing::info!("stopping: committing indexes");
-    if let Err(e) = indexer.flush() {
-        tracing::error!(error = %e, "final index commit failed; the WAL still holds the data");
+    match (indexer.flush(), last_seq) {
+        // Indexed: the WAL lets go of it, so a clean stop leaves no log behind.
+        (Ok(checkpoint), Some(last)) => {
+            if let Err(e) = Wal::remove_through(&config.data_dir, checkpoint, last) {
+                tracing::warn!(error = %e, "cannot remove indexed WAL segments");
+            }
+        }
+        (Ok(_), None) => {}
+        (Err(e), _) => {
+            tracing::error!(error = %e, "final index commit failed; the WAL still holds the data")
+        }
     }
     Ok(())
 }

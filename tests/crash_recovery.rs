@@ -188,10 +188,13 @@ fn a_second_server_on_the_same_directory_is_refused() {
 }
 
 /// A crash between committing the partitions and writing the checkpoint leaves the checkpoint
-/// behind the indexes. Forcing that state: the replay must skip what each partition has.
+/// behind the indexes. Forcing that state: the WAL as it was before the commit, put back
+/// behind a committed index with the checkpoint at 0; the replay must skip what each
+/// partition has.
 #[test]
 fn replay_behind_the_indexes_adds_nothing_twice() {
-    let mut server = Server::start(&[]);
+    // No commit until the stop: the WAL still holds every entry when it is copied.
+    let mut server = Server::start(&[("WEFT_INDEX_COMMIT_INTERVAL_MS", "600000")]);
     let dir = server.take_dir();
     for trace in 0..5 {
         let spans = otlp::traces(
@@ -219,7 +222,29 @@ fn replay_behind_the_indexes_adds_nothing_twice() {
             200
         );
     }
+    let wal = dir.path().join("wal");
+    let kept = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(&wal).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), kept.path().join(f.file_name())).unwrap();
+    }
     assert!(server.terminate().success());
+    // A clean stop indexed everything and let the WAL go: what is left is an empty segment.
+    let left: Vec<u64> = std::fs::read_dir(&wal)
+        .unwrap()
+        .map(|f| f.unwrap().metadata().unwrap().len())
+        .collect();
+    assert!(
+        left.iter().all(|&len| len <= 8),
+        "WAL after a clean stop: {left:?}"
+    );
+    for f in std::fs::read_dir(&wal).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    for f in std::fs::read_dir(kept.path()).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), wal.join(f.file_name())).unwrap();
+    }
     std::fs::write(dir.path().join("index/checkpoint"), "0\n").unwrap();
     let server = Server::start_in(dir.path(), &[]);
     assert_eq!(

@@ -228,7 +228,7 @@ impl Server {
     /// visible, so a test reads a settled state instead of racing the commit.
     pub fn wait_indexed(&self, at_least: &[(&str, u64)]) {
         let mut seen = Vec::new();
-        let ok = poll(Duration::from_secs(30), || {
+        let ok = poll(Duration::from_secs(120), || {
             seen = at_least
                 .iter()
                 .map(|(signal, _)| {
@@ -343,7 +343,13 @@ pub fn red_requests(server: &Server, service: &str) -> f64 {
         t0 + day / 2
     ));
     assert_eq!(status, 200, "{body}");
-    body["series"][0]["points"].as_array().map_or(0.0, |p| {
-        p.iter().map(|p| p["value"].as_f64().unwrap() * 60.0).sum()
-    })
+    // Counts come back as per-second rates: undo the division, and its rounding error.
+    body["series"][0]["points"]
+        .as_array()
+        .map_or(0.0, |p| {
+            p.iter()
+                .map(|p| p["value"].as_f64().unwrap() * 60.0)
+                .sum::<f64>()
+        })
+        .round()
 }
