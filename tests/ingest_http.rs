@@ -635,6 +635,14 @@ fn logs_without_trace_ids_are_offered_as_inferred_candidates() {
 /// Every request the OpenAPI document describes is served, with a documented status. Query
 /// and path parameters take the document's examples (`{trace_id}` in an example is the real
 /// trace's ID).
+/// A parameter of the document, its `$ref` into components.parameters followed.
+fn resolve<'a>(doc: &'a Value, p: &'a Value) -> &'a Value {
+    match p["$ref"].as_str().and_then(|r| r.rsplit('/').next()) {
+        Some(name) => &doc["components"]["parameters"][name],
+        None => p,
+    }
+}
+
 #[test]
 fn the_openapi_document_matches_the_routes() {
     let s = Server::start(&[]);
@@ -652,10 +660,12 @@ fn the_openapi_document_matches_the_routes() {
             let mut path = path.replace("{trace_id}", &id);
             let mut query = Vec::new();
             for p in op["parameters"].as_array().into_iter().flatten() {
+                let p = resolve(&doc, p);
                 let Some(example) = p["example"].as_str() else {
                     continue;
                 };
-                let value = example.replace("{trace_id}", &id);
+                // The documented trace ID stands for the one sent above.
+                let value = example.replace("5b8efff798038103d269b633813fc60c", &id);
                 let name = p["name"].as_str().unwrap();
                 match p["in"].as_str() {
                     Some("path") => path = path.replace(&format!("{{{name}}}"), &value),
