@@ -43,15 +43,17 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
 /// Holds an exclusive lock on the data directory for the life of the process, so two weft
 /// processes never write one WAL.
 fn lock_data_dir(dir: &Path) -> Result<File, ServeError> {
-    use std::os::unix::io::AsRawFd;
     let path = dir.join("LOCK");
     let file = File::create(&path).map_err(io(format!("cannot create {}", path.display())))?;
-    // SAFETY: flock on a file descriptor we own; no memory is shared with the call.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        return Err(ServeError::Locked(dir.display().to_string()));
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(ServeError::Locked(dir.display().to_string()))
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(io(format!("cannot lock {}", path.display()))(e))
+        }
     }
-    Ok(file)
 }
 
 fn bind(addr: &str, what: &str) -> Result<TcpListener, ServeError> {

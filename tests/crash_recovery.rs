@@ -118,7 +118,8 @@ fn sigkill_under_load_loses_nothing_acknowledged_and_doubles_nothing() {
         SPANS_PER_TRACE as usize,
         1,
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // The restart replayed and committed the whole WAL before it was ready.
+    assert_eq!(server.metric("weft_index_checkpoint_lag_entries"), 0.0);
     let mut stored_spans = 0;
     for (trace, acks) in &ledger {
         let (status, t) =
@@ -181,10 +182,24 @@ fn sigterm_exits_cleanly_and_keeps_everything() {
 fn a_second_server_on_the_same_directory_is_refused() {
     let mut first = Server::start(&[]);
     let dir = first.take_dir();
-    match Server::spawn(dir.path(), &[]) {
-        Ok(_) => panic!("two servers share one data directory"),
-        Err(e) => assert!(e.contains("exited"), "{e}"),
-    }
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .arg("serve")
+        .env("WEFT_DATA_DIR", dir.path())
+        .env("WEFT_HTTP_LISTEN", "127.0.0.1:0")
+        .env("WEFT_GRPC_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success(),
+        "two servers share one data directory"
+    );
+    assert!(
+        stderr.contains("is in use by another weft process"),
+        "refused for another reason: {stderr}"
+    );
+    // The first one still serves.
+    assert_eq!(first.get_json("/readyz").0, 200);
 }
 
 /// A crash between committing the partitions and writing the checkpoint leaves the checkpoint
@@ -421,7 +436,14 @@ fn sigterm_under_load_drains_commits_and_exits() {
             std::thread::spawn(move || client(base, c * 1_000_000, ledger))
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(800));
+    // Under load: some traces acknowledged before the stop is asked for.
+    assert!(poll(Duration::from_secs(30), || ledger
+        .lock()
+        .unwrap()
+        .values()
+        .filter(|a| a.spans)
+        .count()
+        >= 20));
     let asked = std::time::Instant::now();
     let status = server.terminate();
     let took = asked.elapsed();

@@ -139,8 +139,6 @@ pub fn app(
 }
 
 /// The tenant of a read request, or the response that refuses it.
-// The error is the response itself, handed straight back to actix; boxing it buys nothing.
-#[allow(clippy::result_large_err)]
 pub(crate) fn tenant_of(
     req: &actix_web::HttpRequest,
     state: &AppState,

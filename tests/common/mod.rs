@@ -319,17 +319,12 @@ pub fn wait_until(limit: Duration, what: &str, f: impl FnMut() -> bool) {
     assert!(poll(limit, f), "timed out waiting for {what}");
 }
 
-/// The official OTLP examples, or a clear failure when the shared folder is missing.
+/// A spec-shaped OTLP/JSON example of the repository's own (`tests/fixtures/otlp/`).
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/otlp-examples")
+        .join("tests/fixtures/otlp")
         .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "fixture {} is missing ({e}): these tests need ../shared/fixtures/otlp-examples",
-            path.display()
-        )
-    })
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
 /// How many spans of `service` the derived RED metric `weft.span.requests` counted in the
