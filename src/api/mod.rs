@@ -5,6 +5,7 @@
 pub mod auth;
 mod correlate;
 pub mod errors;
+mod explore;
 pub mod grpc;
 mod metrics;
 mod ops;
@@ -12,6 +13,7 @@ mod otlp_http;
 mod params;
 pub mod query;
 mod search;
+mod ui;
 
 use crate::config::Config;
 use crate::index::Store;
@@ -60,6 +62,15 @@ pub fn configure(cfg: &mut web::ServiceConfig, routes: Routes) {
     if routes != Routes::Ingest {
         cfg.route("/api/v1/traces", web::get().to(search::search))
             .route("/api/v1/traces/{trace_id}", web::get().to(query::trace))
+            .route(
+                "/api/v1/traces/{trace_id}/latency",
+                web::get().to(explore::trace_latency),
+            )
+            .route(
+                "/api/v1/traces/{base}/compare/{other}",
+                web::get().to(explore::compare_traces),
+            )
+            .route("/api/v1/service-map", web::get().to(explore::service_map))
             .route("/api/v1/services", web::get().to(search::services))
             .route(
                 "/api/v1/services/{service}/operations",
@@ -92,7 +103,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, routes: Routes) {
                 "/api/v1/metrics/labels/{label}/values",
                 web::get().to(metrics::label_values),
             )
-            .route("/api/v1/openapi.json", web::get().to(ops::openapi));
+            .route("/api/v1/openapi.json", web::get().to(ops::openapi))
+            // The web UI goes with the query API: its pages call it from the same origin.
+            .route("/", web::get().to(ui::shell))
+            .route("/ui/assets/{name:.*}", web::get().to(ui::asset))
+            .route("/ui", web::get().to(ui::shell))
+            .route("/ui/{view:.*}", web::get().to(ui::shell));
     }
 }
 
