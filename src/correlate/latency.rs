@@ -1,15 +1,16 @@
-//! "Why is this trace slow": each span's duration as a percentile of its operation's
-//! durations in a window around the trace, with the operation's p50, p95 and p99, and the
-//! spans above p95 marked. Exact over the window up to `MAX_DURATIONS` spans of an operation,
-//! an even sample past it; at most `MAX_OPERATIONS` operations of a trace are read.
+//! "Why is this trace slow": each span's duration as a percentile of its operation's recent
+//! durations — its newest `MAX_DURATIONS` spans up to the trace's end, at most a window back —
+//! with the operation's p50, p95 and p99, and the spans above p95 marked. At most
+//! `MAX_OPERATIONS` operations of a trace are read, so a lookup reads at most
+//! `MAX_OPERATIONS × MAX_DURATIONS` fast-field values, however many spans the window holds.
 
 use crate::index::{Filter, IndexError, Store};
 use crate::model::{ns_string, rfc3339, Span, TenantId};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// Durations read per operation, at most.
-pub const MAX_DURATIONS: usize = 20_000;
+/// Durations read per operation, at most: the newest ones.
+pub const MAX_DURATIONS: usize = 10_000;
 /// Distinct operations of one trace looked up, at most.
 pub const MAX_OPERATIONS: usize = 50;
 /// Fewer spans than this in the window and a span is never called slow for its operation.
@@ -19,10 +20,11 @@ pub const MIN_SAMPLE: usize = 20;
 pub struct OperationLatency {
     pub service: String,
     pub operation: String,
-    /// Spans of the operation in the window.
-    pub spans_in_window: u64,
-    /// Of them, read (all, or an even sample).
-    pub sampled: usize,
+    /// Its spans compared with: the newest, up to `MAX_DURATIONS`.
+    pub spans: usize,
+    /// Where they begin: the window's start when they are all the window holds.
+    #[serde(serialize_with = "ns_string")]
+    pub since_unix_nano: u64,
     pub p50_ns: Option<u64>,
     pub p95_ns: Option<u64>,
     pub p99_ns: Option<u64>,
@@ -34,7 +36,7 @@ pub struct SpanLatency {
     pub service: String,
     pub operation: String,
     pub duration_ns: u64,
-    /// Percent of the operation's spans in the window that took as long or less; `None`
+    /// Percent of the operation's recent spans that took as long or less; `None`
     /// when the operation was not looked up.
     pub percentile: Option<f64>,
     /// Slower than the operation's p95, with at least `MIN_SAMPLE` spans to judge by.
@@ -65,8 +67,8 @@ pub fn quantile(sorted: &[u64], q: f64) -> Option<u64> {
     Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
-/// Each span of `spans` against its operation over `window_ns` before the trace's start up
-/// to its end.
+/// Each span of `spans` against its operation's newest spans up to the trace's end, at most
+/// `window_ns` before the trace's start.
 pub fn of_spans(
     store: &Store,
     tenant: &TenantId,
@@ -93,13 +95,13 @@ pub fn of_spans(
             end_ns: window.1,
             ..Filter::default()
         };
-        let (total, mut durations) = store.span_durations(tenant, &f, MAX_DURATIONS)?;
+        let (mut durations, since) = store.recent_durations(tenant, &f, MAX_DURATIONS)?;
         durations.sort_unstable();
         operations.push(OperationLatency {
             service: service.to_string(),
             operation: operation.to_string(),
-            spans_in_window: total,
-            sampled: durations.len(),
+            spans: durations.len(),
+            since_unix_nano: since,
             p50_ns: quantile(&durations, 0.5),
             p95_ns: quantile(&durations, 0.95),
             p99_ns: quantile(&durations, 0.99),

@@ -299,7 +299,7 @@ pub fn replay_shop(
     for s in 0..seconds {
         let second = shop.second(s);
         failed += second.failed_traces;
-        weft::demo::send(&client, &base, &second).unwrap();
+        weft::demo::send(&client, &base, None, &second).unwrap();
     }
     (t0, failed)
 }

@@ -65,7 +65,7 @@ export function chart(opts) {
     svg.append(h("svg:path", { class: `line line-${i % 4}`, d }, h("svg:title", {}, l.label || "")));
   });
   for (const d of dots) {
-    const circle = h("svg:circle", { class: d.error ? "dot err" : "dot", cx: x(d.t), cy: y(d.v), r: 5 });
+    const circle = h("svg:circle", { class: d.error ? "dot err" : "dot", cx: x(d.t), cy: y(d.v), r: 4 });
     const link = h("svg:a", { href: d.href, class: "dot-link", "aria-label": d.label }, circle, h("svg:title", {}, d.label));
     svg.append(link);
   }

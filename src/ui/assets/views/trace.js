@@ -27,8 +27,8 @@ function attrTable(obj) {
 
 function latencyText(lat, op) {
   if (!lat || lat.percentile === null || lat.percentile === undefined) return null;
-  const stats = op ? ` of ${number(op.spans_in_window)} ${op.operation} spans (p50 ${duration(op.p50_ns)}, p95 ${duration(op.p95_ns)}, p99 ${duration(op.p99_ns)})` : "";
-  return `p${lat.percentile}${stats}`;
+  const of = op ? ` of the ${number(op.spans)} latest ${op.operation} spans up to this trace (p50 ${duration(op.p50_ns)}, p95 ${duration(op.p95_ns)}, p99 ${duration(op.p99_ns)})` : "";
+  return `at least as slow as ${lat.percentile}%${of}`;
 }
 
 function logItem(l, how) {
@@ -85,7 +85,10 @@ function place(ns, start, total) {
   return Math.min(100, Math.max(0, (100 * nsDiff(ns, start)) / Math.max(total, 1)));
 }
 
-function waterfall(t, latency, onSelect) {
+// Rows drawn at first; a larger trace offers the rest on request.
+const FIRST_ROWS = 1500;
+
+function waterfall(t, latency, onSelect, all = false) {
   const start = t.start_time_unix_nano;
   const total = t.duration_ns || 1;
   const bySpan = new Map((latency ? latency.spans : []).map((s) => [s.span_id, s]));
@@ -96,7 +99,8 @@ function waterfall(t, latency, onSelect) {
       tick.style.left = `${f * 100}%`;
       return tick;
     })));
-  const rows = t.spans.map((s, i) => {
+  const shown = all ? t.spans : t.spans.slice(0, FIRST_ROWS);
+  const rows = shown.map((s, i) => {
     const lat = bySpan.get(s.span_id);
     const bar = h("span", { class: "wf-bar" }, h("span", { class: "wf-self" }));
     bar.style.left = `${place(s.start_time_unix_nano, start, total)}%`;
@@ -144,7 +148,14 @@ function waterfall(t, latency, onSelect) {
     row.lastChild.lastChild.style.left = `${Math.min(offset, 70)}%`;
     return row;
   });
-  return h("div", { class: "waterfall", role: "group", "aria-label": "span waterfall; arrow keys move, Enter opens a span" }, axis, rows);
+  const box = h("div", { class: "waterfall", role: "group", "aria-label": "span waterfall; arrow keys move, Enter opens a span" }, axis, rows);
+  if (shown.length < t.spans.length) {
+    box.append(h("button", {
+      type: "button", class: "link",
+      onclick: () => box.replaceWith(waterfall(t, latency, onSelect, true)),
+    }, `show all ${t.spans.length} spans (the first ${shown.length} are drawn)`));
+  }
+  return box;
 }
 
 // A link to the series an exemplar belongs to, around the point's time.
@@ -196,7 +207,7 @@ export async function render(ctx, [id]) {
   const select = (i) => {
     const s = t.spans[i];
     detail.replaceChildren(spanPanel(s, t, bySpan.get(s.span_id), ops.get(`${s.service}\u0000${s.name}`)));
-    for (const r of wf.querySelectorAll(".wf-row")) r.classList.toggle("selected", r.dataset.span === s.span_id);
+    for (const r of document.querySelectorAll(".waterfall .wf-row")) r.classList.toggle("selected", r.dataset.span === s.span_id);
   };
   const wf = waterfall(t, latency, select);
   const compareBox = h("div", { class: "compare-box" });
@@ -242,12 +253,15 @@ export async function render(ctx, [id]) {
       t.exemplars.length ? h("ul", { class: "plain" }, t.exemplars.map(seriesLink)) : h("p", { class: "sub" }, "no application metric names it"),
       t.red_exemplars.length ? [h("h3", {}, "weft's RED metrics (slowest or failed span of a bucket)"), h("ul", { class: "plain" }, t.red_exemplars.map(seriesLink))] : null),
     latency && !latency.complete ? h("p", { class: "sub" }, "More operations than are compared; some spans have no percentile.") : null,
-    latency ? table(["Operation", "Spans in the hour", "p50", "p95", "p99"], latency.operations.map((o) =>
-      h("tr", {}, h("td", {}, serviceChip(o.service), " ", o.operation), h("td", { class: "num" }, number(o.spans_in_window)),
+    latency ? table(["Operation", "Latest spans compared", "p50", "p95", "p99"], latency.operations.map((o) =>
+      h("tr", {}, h("td", {}, serviceChip(o.service), " ", o.operation), h("td", { class: "num" }, number(o.spans)),
         h("td", { class: "num" }, duration(o.p50_ns)), h("td", { class: "num" }, duration(o.p95_ns)), h("td", { class: "num" }, duration(o.p99_ns)))),
     { class: "ops" }) : errorBox("operation percentiles are not available"),
   );
-  // The root's details show first; the first error span's, when there is one.
-  const firstError = t.spans.findIndex((s) => s.status.code === 2);
-  select(firstError >= 0 ? firstError : 0);
+  // The deepest failed span (where the errors begin) shows first; else the root.
+  let first = 0;
+  t.spans.forEach((s, i) => {
+    if (s.status.code === 2 && (t.spans[first].status.code !== 2 || s.depth > t.spans[first].depth)) first = i;
+  });
+  select(first);
 }
