@@ -392,6 +392,7 @@ async fn walk(page: &Page, f: &Facts) {
         "inventory is the first suspected origin"
     );
     page.wait("ol.timeline li.entry").await;
+    page.shot("incident").await;
     let before = page.all("ol.timeline li.entry").await.len();
     page.wait("input[name=kind][value=logs]")
         .await
@@ -403,7 +404,7 @@ async fn walk(page: &Page, f: &Facts) {
         after < before,
         "hiding logs hides entries: {before} → {after}"
     );
-    page.shot("incident").await;
+    page.shot("incident-timeline").await;
     page.wait("a.origin-trace").await.click().await.unwrap();
     page.wait_url("/ui/trace/").await;
     page.wait(".waterfall .wf-row").await;
