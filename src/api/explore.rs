@@ -3,11 +3,12 @@
 //! parse; `correlate` answers with typed results.
 
 use super::errors::json_error;
-use super::params::{parse_duration, Params};
+use super::params::Params;
 use super::{bad_request, blocking, tenant_of, AppState};
 use crate::correlate::{compare, latency, service_map};
 use crate::error::ErrorCode;
 use crate::index::IndexError;
+use crate::model::time::parse_duration_param;
 use crate::model::TraceId;
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -36,7 +37,7 @@ pub async fn trace_latency(
     let parsed = Params::parse(req.query_string(), &["window"]).and_then(|p| {
         let window = match p.get("window") {
             None => DEFAULT_LATENCY_WINDOW_NS,
-            Some(v) => parse_duration("window", v)?,
+            Some(v) => parse_duration_param("window", v)?,
         };
         if window == 0 || window > MAX_LATENCY_WINDOW_NS {
             return Err("window must be more than 0 and at most 7d".into());

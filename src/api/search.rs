@@ -3,11 +3,12 @@
 //! `correlate::trace_search`'s types as they are.
 
 use super::correlate::limit;
-use super::params::{parse_duration, Params};
+use super::params::Params;
 use super::{bad_request, blocking, tenant_of, AppState};
 use crate::correlate::trace_search::{
     self, ListQuery, SpanStatus, TraceOrder, TraceQuery, MAX_LIMIT,
 };
+use crate::model::time::parse_duration_param;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 const DEFAULT_TRACES: usize = 20;
@@ -39,7 +40,11 @@ fn trace_query(query_string: &str) -> Result<TraceQuery, String> {
         "limit",
     ];
     let p = Params::parse_repeating(query_string, &allowed, &["attr"])?;
-    let duration = |name| p.get(name).map(|v| parse_duration(name, v)).transpose();
+    let duration = |name| {
+        p.get(name)
+            .map(|v| parse_duration_param(name, v))
+            .transpose()
+    };
     let (min_duration_ns, max_duration_ns) = (duration("min_duration")?, duration("max_duration")?);
     if let (Some(lo), Some(hi)) = (min_duration_ns, max_duration_ns) {
         if lo > hi {

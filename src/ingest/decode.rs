@@ -24,6 +24,10 @@ pub enum DecodeError {
         message: &'static str,
         error: String,
     },
+    #[error("the request body did not arrive within http.body_timeout_secs = {secs} s")]
+    Timeout { secs: u64 },
+    #[error("the request body is empty")]
+    Empty,
 }
 
 fn after_gzip(inflated: bool) -> &'static str {
@@ -41,6 +45,7 @@ impl ServiceError for DecodeError {
                 ErrorCode::UnsupportedMediaType
             }
             DecodeError::TooLarge { .. } => ErrorCode::PayloadTooLarge,
+            DecodeError::Timeout { .. } => ErrorCode::Timeout,
             _ => ErrorCode::InvalidArgument,
         }
     }
@@ -53,6 +58,7 @@ impl DecodeError {
             DecodeError::UnsupportedMediaType(_) => "unsupported_media_type",
             DecodeError::UnsupportedEncoding(_) => "unsupported_encoding",
             DecodeError::TooLarge { .. } => "too_large",
+            DecodeError::Timeout { .. } => "timeout",
             _ => "malformed",
         }
     }
@@ -137,7 +143,7 @@ where
     }
 }
 
-fn short_type_name<T>() -> &'static str {
+pub fn short_type_name<T>() -> &'static str {
     let full = std::any::type_name::<T>();
     full.rsplit("::").next().unwrap_or(full)
 }

@@ -3,14 +3,17 @@
 //! May depend on `model`, `wal`, `config`, `error` and `telemetry`.
 
 pub mod admission;
+pub mod cost;
 pub mod decode;
 pub mod jsonlines;
 pub mod limits;
 pub mod otlp;
+pub mod request;
 pub mod traceids;
 
 use crate::config::LimitsConfig;
 use crate::error::{ErrorCode, ServiceError};
+use crate::health::Health;
 use crate::model::{Batch, Signal, TenantId};
 use crate::telemetry::Telemetry;
 use crate::wal::{Wal, WalError};
@@ -23,6 +26,10 @@ use traceids::Extractor;
 pub enum IngestError {
     #[error("weft is replaying its write-ahead log and not ready for writes yet")]
     NotReady,
+    /// Indexing fails (a full disk): accepting more would only grow the WAL past what can be
+    /// indexed; weft retries and takes writes again once it commits.
+    #[error("weft cannot index now ({0}); retry later")]
+    Degraded(String),
     #[error("{0}")]
     AllRejected(String),
     #[error(transparent)]
@@ -34,7 +41,7 @@ pub enum IngestError {
 impl ServiceError for IngestError {
     fn code(&self) -> ErrorCode {
         match self {
-            IngestError::NotReady => ErrorCode::Unavailable,
+            IngestError::NotReady | IngestError::Degraded(_) => ErrorCode::Unavailable,
             IngestError::AllRejected(_) => ErrorCode::InvalidArgument,
             IngestError::Wal(e) => e.code(),
             IngestError::Admission(e) => e.code(),
@@ -44,8 +51,10 @@ impl ServiceError for IngestError {
     fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             IngestError::Admission(e) => e.retry_after(),
+            IngestError::Wal(e) => e.retry_after(),
             IngestError::AllRejected(_) => None,
-            _ => Some(std::time::Duration::from_secs(1)),
+            IngestError::NotReady => Some(std::time::Duration::from_secs(1)),
+            IngestError::Degraded(_) => Some(std::time::Duration::from_secs(5)),
         }
     }
 }
@@ -71,6 +80,7 @@ pub enum Sink {
 pub struct IngestService {
     sink: Sink,
     extractor: Extractor,
+    health: Arc<Health>,
     telemetry: Arc<Telemetry>,
     limits: LimitsConfig,
     admission: Admission,
@@ -80,14 +90,20 @@ impl IngestService {
     pub fn new(
         sink: Sink,
         extractor: Extractor,
+        health: Arc<Health>,
         telemetry: Arc<Telemetry>,
         limits: LimitsConfig,
     ) -> Self {
         Self {
             sink,
             extractor,
+            health,
             telemetry,
-            admission: Admission::new(limits.max_inflight_bytes, limits.tenant_records_per_sec),
+            admission: Admission::new(
+                limits.max_inflight_bytes,
+                limits.max_request_memory_bytes,
+                limits.tenant_records_per_sec,
+            ),
             limits,
         }
     }
@@ -97,10 +113,15 @@ impl IngestService {
         &self.admission
     }
 
-    pub fn is_ready(&self) -> bool {
+    /// Why writes cannot be taken now: the replay is not done, or the WAL or the indexer
+    /// fails (`health`).
+    pub fn not_ready(&self) -> Option<String> {
         match &self.sink {
-            Sink::Wal(wal) => wal.get().is_some(),
-            Sink::Null => true,
+            Sink::Wal(wal) if wal.get().is_none() => {
+                Some("replaying the write-ahead log".to_string())
+            }
+            Sink::Wal(_) => self.health.problem(),
+            Sink::Null => None,
         }
     }
 
@@ -129,7 +150,7 @@ impl IngestService {
         mut converted: Converted,
     ) -> Result<Outcome, IngestError> {
         let noun = signal.as_str();
-        let truncated = limits::enforce(&mut converted, &self.limits);
+        let truncated = limits::enforce(&mut converted, &self.limits, crate::now_ns());
         if truncated > 0 {
             self.telemetry.log_bodies_truncated.inc_by(truncated);
         }
@@ -162,6 +183,10 @@ impl IngestService {
             },
             Sink::Null => None,
         };
+        if let Some(problem) = self.health.index_problem() {
+            self.count_refused_request(signal, "index_failing");
+            return Err(IngestError::Degraded(problem));
+        }
         if let Err(e) = self.admission.take_records(&tenant, accepted) {
             self.count_refused_request(signal, e.reason());
             self.telemetry
@@ -179,9 +204,13 @@ impl IngestService {
             None => Ok(()),
         };
         if let Err(e) = appended {
+            let reason = match e {
+                WalError::TooLarge { .. } => "too_large",
+                _ => "wal_unavailable",
+            };
             self.telemetry
                 .records_rejected
-                .with_label_values(&[noun, "wal_unavailable"])
+                .with_label_values(&[noun, reason])
                 .inc_by(accepted);
             return Err(e.into());
         }

@@ -1,9 +1,11 @@
 //! Typed values that flow through weft: identifiers and records. Depends on nothing else in the
 //! crate.
 
+pub mod codec;
 mod ids;
+pub mod query_text;
 mod records;
-mod time;
+pub mod time;
 
 #[cfg(test)]
 pub mod testing;

@@ -40,6 +40,7 @@ fn append_all(dir: &Path, next_seq: u64, numbers: &[u64], segment_bytes: u64) ->
             dir,
             &config(segment_bytes),
             next_seq,
+            Arc::new(crate::health::Health::default()),
             Arc::new(Telemetry::new()),
             Box::new(move |seq, _, _| sink_seen.lock().unwrap().push(seq)),
         )
@@ -112,6 +113,7 @@ fn truncation_deletes_only_fully_checkpointed_segments() {
             dir.path(),
             &config(1024 * 1024),
             6,
+            Arc::new(crate::health::Health::default()),
             Arc::new(Telemetry::new()),
             Box::new(|_, _, _| {}),
         )
@@ -151,7 +153,7 @@ fn a_flipped_byte_keeps_every_entry_before_it() {
     let seg = last_segment(dir.path());
     let mut data = fs::read(&seg).unwrap();
     let mut offsets = Vec::new();
-    read_segment(&seg, 0, &mut |_, _| {}).unwrap();
+    read_segment(&seg, 0, &mut |_, _, _| {}).unwrap();
     // Find the start of entry 6 by walking the headers.
     let mut pos = MAGIC.len();
     while pos < data.len() {

@@ -40,6 +40,27 @@ impl Server {
         s
     }
 
+    /// A fresh server whose address space is capped at 3 GiB (`ulimit -v`), as hostile
+    /// requests must be served within a bound: an allocation past it aborts the process, which
+    /// `assert_alive` then reports.
+    pub fn start_capped(env: Env) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut s = Server::spawn_under(temp.path(), env, Some("ulimit -v 3145728"))
+            .expect("weft did not start");
+        s.wait_ready();
+        s._temp = Some(temp);
+        s
+    }
+
+    /// Fails the test if the process has exited (an abort, an OOM) or stopped answering.
+    pub fn assert_alive(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("weft died: {status}");
+        }
+        let ok = reqwest::blocking::get(self.url("/healthz")).is_ok_and(|r| r.status() == 200);
+        assert!(ok, "weft stopped answering /healthz");
+    }
+
     /// Starts the binary and waits for its `listening` line, not for readiness.
     pub fn spawn(data_dir: &Path, env: Env) -> Result<Server, String> {
         Server::spawn_under(data_dir, env, None)
@@ -190,15 +211,58 @@ impl Server {
             .map_or(0, |kb| kb * 1024)
     }
 
+    /// The most resident memory the server process has had (VmHWM), in bytes: catches a
+    /// spike that is gone by the time anyone looks.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
+    /// Waits until the indexes hold at least these many searchable documents per signal
+    /// (`weft_index_documents`, set at each commit): what was sent before is then all
+    /// visible, so a test reads a settled state instead of racing the commit.
+    pub fn wait_indexed(&self, at_least: &[(&str, u64)]) {
+        let mut seen = Vec::new();
+        let ok = poll(Duration::from_secs(120), || {
+            seen = at_least
+                .iter()
+                .map(|(signal, _)| {
+                    self.metric_or_zero(&format!("weft_index_documents{{signal=\"{signal}\"}}"))
+                })
+                .collect();
+            at_least
+                .iter()
+                .zip(&seen)
+                .all(|((_, want), got)| *got >= *want as f64)
+        });
+        assert!(ok, "indexes never held {at_least:?}; last seen {seen:?}");
+    }
+
     /// The value of one sample in `/metrics`, by its full name with labels.
+    /// Fails the test when the sample is missing: a misspelt name must not read as 0.
     pub fn metric(&self, sample: &str) -> f64 {
+        self.sample(sample)
+            .unwrap_or_else(|| panic!("{sample} is not in /metrics"))
+    }
+
+    /// For a labelled counter that may never have been touched: Prometheus client libraries
+    /// export a label combination only once it has counted something, so absent means 0.
+    pub fn metric_or_zero(&self, sample: &str) -> f64 {
+        self.sample(sample).unwrap_or(0.0)
+    }
+
+    fn sample(&self, sample: &str) -> Option<f64> {
         let text = reqwest::blocking::get(self.url("/metrics"))
             .unwrap()
             .text()
             .unwrap();
         text.lines()
             .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
-            .unwrap_or(0.0)
     }
 }
 
@@ -255,17 +319,12 @@ pub fn wait_until(limit: Duration, what: &str, f: impl FnMut() -> bool) {
     assert!(poll(limit, f), "timed out waiting for {what}");
 }
 
-/// The official OTLP examples, or a clear failure when the shared folder is missing.
+/// A spec-shaped OTLP/JSON example of the repository's own (`tests/fixtures/otlp/`).
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/otlp-examples")
+        .join("tests/fixtures/otlp")
         .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "fixture {} is missing ({e}): these tests need ../shared/fixtures/otlp-examples",
-            path.display()
-        )
-    })
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
 /// How many spans of `service` the derived RED metric `weft.span.requests` counted in the
@@ -279,9 +338,15 @@ pub fn red_requests(server: &Server, service: &str) -> f64 {
         t0 + day / 2
     ));
     assert_eq!(status, 200, "{body}");
-    body["series"][0]["points"].as_array().map_or(0.0, |p| {
-        p.iter().map(|p| p["value"].as_f64().unwrap() * 60.0).sum()
-    })
+    // Counts come back as per-second rates: undo the division, and its rounding error.
+    body["series"][0]["points"]
+        .as_array()
+        .map_or(0.0, |p| {
+            p.iter()
+                .map(|p| p["value"].as_f64().unwrap() * 60.0)
+                .sum::<f64>()
+        })
+        .round()
 }
 
 /// Sends `seconds` of the demo shop (seed 42) ending now, as fast as weft takes it; returns
