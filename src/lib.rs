@@ -24,6 +24,7 @@ pub mod ingest;
 pub mod model;
 pub mod server;
 pub mod telemetry;
+pub mod ui;
 pub mod wal;
 
 /// Wall-clock time in nanoseconds since the Unix epoch.

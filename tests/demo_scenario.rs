@@ -11,7 +11,7 @@ use common::Server;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::time::Duration;
-use weft::demo::scenario::{Fault, Scenario, FAULTY};
+use weft::demo::scenario::{Fault, FAULTY};
 
 const SECONDS: u64 = 300;
 const FAULT: Fault = Fault {
@@ -63,16 +63,7 @@ fn whole_timeline(server: &Server, query: &str) -> Vec<Value> {
 #[test]
 fn the_demo_fault_becomes_an_incident_with_the_right_origin_and_timeline() {
     let mut server = Server::start(&[("WEFT_INCIDENTS_INTERVAL_MS", "500")]);
-    let t0 = weft::now_ns() - SECONDS * NS;
-    let mut shop = Scenario::new(42, t0, FAULT);
-    let client = reqwest::blocking::Client::new();
-    let base = server.url("");
-    let mut failed = 0;
-    for s in 0..SECONDS {
-        let second = shop.second(s);
-        failed += second.failed_traces;
-        weft::demo::send(&client, &base, &second).unwrap();
-    }
+    let (t0, failed) = common::replay_shop(&server, SECONDS, FAULT);
     assert!(failed > 50, "the fault failed only {failed} checkouts");
 
     // 1. Detected within the fault's window, and closed once the signals are back.

@@ -143,23 +143,7 @@ const TOKEN_A: &str = "token-for-acme";
 const TOKEN_B: &str = "token-for-globex";
 
 fn auth_config(dir: &std::path::Path) -> std::path::PathBuf {
-    let path = dir.join("auth.toml");
-    let entry = |tenant: &str, token: &str| {
-        format!(
-            "[[auth.tokens]]\ntenant = {tenant:?}\nsha256 = {:?}\n",
-            weft::api::auth::hash_token(token)
-        )
-    };
-    std::fs::write(
-        &path,
-        format!(
-            "[auth]\nenabled = true\n\n{}{}",
-            entry("acme", TOKEN_A),
-            entry("globex", TOKEN_B)
-        ),
-    )
-    .unwrap();
-    path
+    common::auth_config(dir, &[("acme", TOKEN_A), ("globex", TOKEN_B)])
 }
 
 #[test]

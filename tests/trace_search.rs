@@ -572,3 +572,123 @@ fn tenants_see_only_their_own() {
     let (_, body) = get(&s, "default", &format!("/api/v1/spans/attributes?{w}"));
     assert_eq!(body["keys"], serde_json::json!([]));
 }
+
+#[test]
+fn latency_percentiles_comparison_and_service_map() {
+    let s = loaded();
+    // Trace 4's spans against their operations' latest spans up to its end.
+    let (status, l) = get(&s, ACME, &format!("/api/v1/traces/{}/latency", tid(4)));
+    assert_eq!(status, 200, "{l}");
+    let op = l["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["service"] == "frontend" && o["operation"] == "GET /checkout")
+        .unwrap();
+    // Checkouts of 80, 300 and 1200 ms: nearest-rank p50 300 ms, p95 1200 ms.
+    assert_eq!(op["spans"], 3, "{l}");
+    assert_eq!(
+        op["since_unix_nano"], l["window_start_unix_nano"],
+        "three spans are all the window holds"
+    );
+    assert_eq!(op["p50_ns"], 300 * MS);
+    assert_eq!(op["p95_ns"], 1200 * MS);
+    let root = &l["spans"][0];
+    assert_eq!(root["duration_ns"], 300 * MS);
+    assert_eq!(root["percentile"], 66.7);
+    assert_eq!(
+        root["above_p95"], false,
+        "three spans are too few to call one slow"
+    );
+    assert_eq!(l["complete"], true);
+    for (path, code) in [
+        (format!("/api/v1/traces/{}/latency?window=0s", tid(1)), 400),
+        (format!("/api/v1/traces/{}/latency?window=30d", tid(1)), 400),
+        ("/api/v1/traces/nothex/latency".to_string(), 400),
+        (format!("/api/v1/traces/{}/latency", tid(77)), 404),
+        (format!("/api/v1/traces/{}/latency", tid(6)), 404),
+    ] {
+        let (status, body) = get(&s, ACME, &path);
+        assert_eq!(status, code, "{path}: {body}");
+    }
+
+    // The failed checkout against the quick one: inventory's query is added, checkout slower.
+    let (status, c) = get(
+        &s,
+        ACME,
+        &format!("/api/v1/traces/{}/compare/{}", tid(2), tid(1)),
+    );
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(
+        (c["added"].as_u64(), c["missing"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(c["duration_delta_ns"], (1200 - 80) * MS);
+    let rows = c["rows"].as_array().unwrap();
+    let last = |r: &Value| r["path"].as_array().unwrap().last().unwrap()["service"].clone();
+    let added: Vec<Value> = rows
+        .iter()
+        .filter(|r| r["change"] == "added")
+        .map(last)
+        .collect();
+    assert_eq!(added, vec![Value::from("inventory")]);
+    let checkout = rows.iter().find(|r| last(r) == "checkout").unwrap();
+    assert_eq!(checkout["change"], "slower");
+    assert_eq!(checkout["path"].as_array().unwrap().len(), 2);
+    let (status, _) = get(
+        &s,
+        ACME,
+        &format!("/api/v1/traces/{}/compare/{}", tid(2), tid(6)),
+    );
+    assert_eq!(status, 404, "another tenant's trace is not found");
+    let (status, _) = get(&s, ACME, &format!("/api/v1/traces/{}/compare/zz", tid(2)));
+    assert_eq!(status, 400);
+
+    // The map: frontend calls checkout (three times, once failing) and catalog; checkout
+    // calls inventory; trace 5's orphan checkout span is an entry of checkout.
+    let (status, m) = get(&s, ACME, &format!("/api/v1/service-map?{}", window()));
+    assert_eq!(status, 200, "{m}");
+    let edges: Vec<(String, String, u64, u64)> = m["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["from"].as_str().unwrap().to_string(),
+                e["to"].as_str().unwrap().to_string(),
+                e["requests"].as_u64().unwrap(),
+                e["errors"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let edge = |a: &str, b: &str, n: u64, e: u64| (a.to_string(), b.to_string(), n, e);
+    assert_eq!(
+        edges,
+        vec![
+            edge("checkout", "inventory", 1, 1),
+            edge("frontend", "catalog", 1, 0),
+            edge("frontend", "checkout", 3, 1),
+        ]
+    );
+    let checkout = m["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["service"] == "checkout")
+        .unwrap();
+    assert_eq!(
+        (checkout["requests"].as_u64(), checkout["errors"].as_u64()),
+        (Some(4), Some(1))
+    );
+    assert_eq!(m["complete"], true);
+    assert_eq!(m["spans_read"], 10);
+    let services: Vec<&str> = m["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["service"].as_str().unwrap())
+        .collect();
+    assert!(!services.contains(&"secret-svc"), "{services:?}");
+    let (status, _) = get(&s, ACME, "/api/v1/service-map?start=later");
+    assert_eq!(status, 400);
+}

@@ -5,6 +5,7 @@
 pub mod auth;
 mod correlate;
 pub mod errors;
+mod explore;
 pub mod grpc;
 mod metrics;
 mod ops;
@@ -12,6 +13,7 @@ mod otlp_http;
 mod params;
 pub mod query;
 mod search;
+mod ui;
 
 use crate::config::Config;
 use crate::index::Store;
@@ -60,6 +62,15 @@ pub fn configure(cfg: &mut web::ServiceConfig, routes: Routes) {
     if routes != Routes::Ingest {
         cfg.service(get("/api/v1/traces", search::search))
             .service(get("/api/v1/traces/{trace_id}", query::trace))
+            .service(get(
+                "/api/v1/traces/{trace_id}/latency",
+                explore::trace_latency,
+            ))
+            .service(get(
+                "/api/v1/traces/{base}/compare/{other}",
+                explore::compare_traces,
+            ))
+            .service(get("/api/v1/service-map", explore::service_map))
             .service(get("/api/v1/services", search::services))
             .service(get(
                 "/api/v1/services/{service}/operations",
@@ -83,7 +94,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, routes: Routes) {
                 "/api/v1/metrics/labels/{label}/values",
                 metrics::label_values,
             ))
-            .service(get("/api/v1/openapi.json", ops::openapi));
+            .service(get("/api/v1/openapi.json", ops::openapi))
+            // The web UI goes with the query API: its pages call it from the same origin.
+            .service(get("/", ui::shell))
+            .service(get("/ui/assets/{name:.*}", ui::asset))
+            .service(get("/ui", ui::shell))
+            .service(get("/ui/{view:.*}", ui::shell));
     }
 }
 

@@ -4,6 +4,7 @@
 
 use super::gen::{Generator, OPERATIONS, SERVICES};
 use super::load::{self, percentile, LoadOptions, LoadReport};
+use crate::api::auth::TENANT_HEADER;
 use crate::model::Signal;
 use rand::{Rng, SeedableRng};
 use std::io::{BufRead, BufReader};
@@ -363,5 +364,206 @@ fn query_figures(opts: &SuiteOptions, rt: &tokio::runtime::Runtime) -> Result<()
     time("timeline of one trace", trace_timeline_urls, &|b| {
         b["count"].as_u64().unwrap_or(0) as usize
     });
+    let searches = trace_search_urls(&served.http, &http, n);
+    time("trace search, one attribute, newest 20", searches, &|b| {
+        b["traces"].as_array().map_or(0, Vec::len)
+    });
+    view_figures(&served.http, &http, &ids, n);
     Ok(())
+}
+
+/// Trace searches by an attribute the generator set, each with another value.
+fn trace_search_urls(base: &str, http: &reqwest::blocking::Client, n: usize) -> Vec<String> {
+    let get = |path: &str| -> serde_json::Value {
+        http.get(format!("{base}{path}"))
+            .send()
+            .and_then(|r| r.json())
+            .unwrap_or_default()
+    };
+    let keys = get("/api/v1/spans/attributes?start=now-1h");
+    let Some(key) = keys["keys"]
+        .as_array()
+        .and_then(|k| k.iter().find(|k| k["scope"] == "span"))
+        .and_then(|k| k["key"].as_str())
+    else {
+        return Vec::new();
+    };
+    let values = get(&format!(
+        "/api/v1/spans/attributes/{key}/values?start=now-1h&limit={n}"
+    ));
+    values["values"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str())
+        .map(|v| format!("{base}/api/v1/traces?attr={key}={v}&start=now-1h"))
+        .collect()
+}
+
+/// The tenant the shop is replayed as: its signals would drown in the generated load.
+const SHOP_TENANT: &str = "shop";
+
+/// An incident beside the loaded data, for the incident view: the demo shop's five minutes
+/// with its database fault, time-compressed (as its own tenant, so the generated load does not
+/// drown the fault), then up to a minute for the detector to open it.
+fn shop_incident(base: &str, http: &reqwest::blocking::Client) -> Option<String> {
+    use crate::demo::scenario::{Fault, Scenario};
+    const SECONDS: u64 = 300;
+    let fault = Fault {
+        start_s: 120,
+        end_s: 180,
+    };
+    let mut shop = Scenario::new(42, crate::now_ns() - SECONDS * 1_000_000_000, fault);
+    for s in 0..SECONDS {
+        if let Err(e) = crate::demo::send(http, base, Some(SHOP_TENANT), &shop.second(s)) {
+            println!("\n(the shop replay failed: {e})");
+            return None;
+        }
+    }
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        let id = http
+            .get(format!("{base}/api/v1/incidents"))
+            .header(TENANT_HEADER, SHOP_TENANT)
+            .send()
+            .and_then(|r| r.json::<serde_json::Value>())
+            .ok()
+            .and_then(|v| v["incidents"][0]["id"].as_str().map(str::to_string));
+        if id.is_some() {
+            return id;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    None
+}
+
+/// The API calls each view of the web UI makes before it first draws, timed one after the
+/// other (the browser makes some at once, so this is an upper bound), over different traces
+/// and services.
+fn view_figures(base: &str, http: &reqwest::blocking::Client, ids: &[String], n: usize) {
+    let first_incident = shop_incident(base, http);
+    let service = |i: usize| SERVICES[i % SERVICES.len()];
+    let red = |name: &str, i: usize, extra: &str| {
+        format!(
+            "/api/v1/metrics/anomalies?query={name}{{service.name=%22{}%22}}&by=service.name&start=now-1h{extra}",
+            service(i)
+        )
+    };
+    // Name, tenant, and the calls of the i-th sample.
+    type View<'a> = (&'a str, &'a str, Box<dyn Fn(usize) -> Vec<String> + 'a>);
+    let mut views: Vec<View> = vec![
+        (
+            "search: traces (services, attribute keys, newest 20 of the hour)",
+            "default",
+            Box::new(|_| {
+                vec![
+                    "/api/v1/services?start=now-24h".into(),
+                    "/api/v1/spans/attributes?start=now-1h".into(),
+                    "/api/v1/traces?start=now-1h".into(),
+                ]
+            }),
+        ),
+        (
+            "search: logs (services, newest 100 of the hour)",
+            "default",
+            Box::new(|_| {
+                vec![
+                    "/api/v1/services?start=now-24h".into(),
+                    "/api/v1/logs?start=now-1h&limit=100".into(),
+                ]
+            }),
+        ),
+        (
+            "trace (the trace, its spans' operation percentiles)",
+            "default",
+            Box::new(|i| {
+                let id = &ids[(i * 7) % ids.len().max(1)];
+                vec![
+                    format!("/api/v1/traces/{id}"),
+                    format!("/api/v1/traces/{id}/latency"),
+                ]
+            }),
+        ),
+        (
+            "metrics (names, a RED latency chart with anomalies)",
+            "default",
+            Box::new(|i| {
+                vec![
+                    "/api/v1/metrics/names?start=now-24h".into(),
+                    red("weft.span.duration", i, "&quantiles=0.5,0.95,0.99"),
+                ]
+            }),
+        ),
+        (
+            "service map (15 minutes)",
+            "default",
+            Box::new(|_| vec!["/api/v1/service-map?start=now-15m".into()]),
+        ),
+        (
+            "service (requests, errors, latency, operations)",
+            "default",
+            Box::new(|i| {
+                vec![
+                    red("weft.span.requests", i, ""),
+                    red("weft.span.errors", i, ""),
+                    red("weft.span.duration", i, "&quantiles=0.5,0.95,0.99"),
+                    format!("/api/v1/services/{}/operations?start=now-1h", service(i)),
+                ]
+            }),
+        ),
+        (
+            "incidents (the list)",
+            SHOP_TENANT,
+            Box::new(|_| vec!["/api/v1/incidents".into()]),
+        ),
+    ];
+    if let Some(id) = &first_incident {
+        views.push((
+            "incident (with its first timeline page, then 1000 more entries)",
+            SHOP_TENANT,
+            Box::new(move |_| {
+                vec![
+                    format!("/api/v1/incidents/{id}"),
+                    format!("/api/v1/timeline?incident={id}&limit=1000"),
+                ]
+            }),
+        ));
+    }
+    println!("\n## Web UI views: the API calls of each first render, one after the other\n");
+    println!("| view | calls | p50 ms | p99 ms | max ms | failed |");
+    println!("|---|---|---|---|---|---|");
+    for (name, tenant, urls) in &views {
+        if ids.is_empty() {
+            break;
+        }
+        let mut us = Vec::with_capacity(n);
+        let mut failed = 0;
+        let mut calls = 0;
+        for i in 0..n {
+            let list = urls(i);
+            calls = list.len();
+            let t0 = Instant::now();
+            for path in list {
+                let ok = http
+                    .get(format!("{base}{path}"))
+                    .header(TENANT_HEADER, *tenant)
+                    .send()
+                    .and_then(|r| r.error_for_status())
+                    .and_then(|r| r.bytes())
+                    .is_ok();
+                failed += usize::from(!ok);
+            }
+            us.push(t0.elapsed().as_micros() as u64);
+        }
+        us.sort_unstable();
+        println!(
+            "| {name} | {calls} | {} | {} | {} | {failed} |",
+            ms(percentile(&us, 0.5)),
+            ms(percentile(&us, 0.99)),
+            ms(us.last().copied()),
+        );
+    }
+    if first_incident.is_none() {
+        println!("\n(the detector opened no incident from the shop replay: the incident view is not timed)");
+    }
 }

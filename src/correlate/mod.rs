@@ -2,12 +2,15 @@
 //! critical path and each span's logs, and logs without trace IDs as inferred candidates.
 //! Depends on `index` and `model`.
 
+pub mod compare;
 pub mod diff;
 pub mod incidents;
 pub mod inferred;
+pub mod latency;
 pub mod metrics;
 pub mod origin;
 pub mod series;
+pub mod service_map;
 pub mod spike;
 pub mod stats;
 pub mod templates;

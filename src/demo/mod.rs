@@ -10,20 +10,27 @@ use prost::Message;
 use scenario::{Fault, Scenario, Second};
 use std::time::{Duration, Instant};
 
-/// Sends one second of the scenario to weft's OTLP/HTTP endpoint (protobuf).
-pub fn send(client: &reqwest::blocking::Client, base: &str, s: &Second) -> Result<(), String> {
+/// Sends one second of the scenario to weft's OTLP/HTTP endpoint (protobuf), as `tenant` or
+/// the default one.
+pub fn send(
+    client: &reqwest::blocking::Client,
+    base: &str,
+    tenant: Option<&str>,
+    s: &Second,
+) -> Result<(), String> {
     let parts: [(&str, Vec<u8>); 3] = [
         ("/v1/traces", s.traces.encode_to_vec()),
         ("/v1/logs", s.logs.encode_to_vec()),
         ("/v1/metrics", s.metrics.encode_to_vec()),
     ];
     for (path, body) in parts {
-        let r = client
+        let mut req = client
             .post(format!("{base}{path}"))
-            .header("content-type", "application/x-protobuf")
-            .body(body)
-            .send()
-            .map_err(|e| format!("{path}: {e}"))?;
+            .header("content-type", "application/x-protobuf");
+        if let Some(t) = tenant {
+            req = req.header(crate::api::auth::TENANT_HEADER, t);
+        }
+        let r = req.body(body).send().map_err(|e| format!("{path}: {e}"))?;
         if !r.status().is_success() {
             return Err(format!("{path}: HTTP {}", r.status()));
         }
@@ -64,6 +71,7 @@ fn feed(base: String, opts: DemoOptions) -> Result<(), String> {
     let mut shop = Scenario::new(opts.seed, t0, fault);
     println!("weft demo: seven services (frontend, checkout, cart, inventory, payment, shipping, catalog) are sending traces, logs and metrics to {base}");
     println!("  in {} s inventory's database slows down for {} s; checkouts then time out and fail up the call chain", fault.start_s, opts.fault_secs);
+    println!("  web UI:      {base}/");
     println!("  incidents:   {base}/api/v1/incidents");
     println!("  RED metrics: {base}/api/v1/metrics/query?query=weft.span.duration&by=service.name&quantiles=0.95&start=now-5m");
     println!("  error logs:  {base}/api/v1/logs?severity=error&start=now-5m");
@@ -74,7 +82,7 @@ fn feed(base: String, opts: DemoOptions) -> Result<(), String> {
         if let Some(wait) = due.checked_sub(started.elapsed()) {
             std::thread::sleep(wait);
         }
-        send(&client, &base, &shop.second(s))?;
+        send(&client, &base, None, &shop.second(s))?;
         if s == fault.start_s {
             println!("[+{s:>3} s] fault injected: inventory's database is slow");
         }
@@ -103,6 +111,7 @@ fn feed(base: String, opts: DemoOptions) -> Result<(), String> {
                 "[+{s:>3} s] incident {id} is {status}: services {}, suspected origin {origin}",
                 inc["services"]
             );
+            println!("          {base}/ui/incidents/{id}");
             println!("          {base}/api/v1/incidents/{id}");
             println!("          {base}/api/v1/timeline?incident={id}");
         }

@@ -89,22 +89,9 @@ impl Store {
 
     /// Every span, log and exemplar-carrying metric point of a trace, over all retained time.
     pub fn trace(&self, tenant: &TenantId, trace_id: TraceId) -> Result<TraceRecords, IndexError> {
-        let hex = trace_id.to_hex();
         let mut out = TraceRecords::default();
         for signal in Signal::ALL {
-            let query = BooleanQuery::new(vec![
-                (Occur::Must, self.term(self.fields.tenant, tenant.as_str())),
-                (Occur::Must, self.term(self.fields.trace_id, &hex)),
-            ]);
-            let mut records = Vec::new();
-            for p in self.partitions(signal, 0, u64::MAX) {
-                let left = MAX_TRACE_RECORDS - records.len().min(MAX_TRACE_RECORDS);
-                if left == 0 {
-                    break;
-                }
-                records.extend(self.fetch(&p, &query, left, Order::Asc)?);
-            }
-            for r in records {
+            for r in self.trace_records(signal, tenant, trace_id)? {
                 match r {
                     Record::Span(s) => out.spans.push(s),
                     Record::Log(l) => out.logs.push(l),
@@ -116,6 +103,54 @@ impl Store {
         out.logs.sort_by_key(|l| l.effective_time_ns());
         out.metrics.sort_by_key(|m| m.time_ns);
         Ok(out)
+    }
+
+    /// The spans of a trace alone, in start order.
+    pub fn trace_spans(
+        &self,
+        tenant: &TenantId,
+        trace_id: TraceId,
+    ) -> Result<Vec<Span>, IndexError> {
+        let mut spans: Vec<Span> = self
+            .trace_records(Signal::Spans, tenant, trace_id)?
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Span(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        spans.sort_by_key(|s| (s.start_ns, s.span_id));
+        Ok(spans)
+    }
+
+    /// Everything of one trace, of one tenant.
+    pub(super) fn trace_query(&self, tenant: &TenantId, trace_id: TraceId) -> BooleanQuery {
+        BooleanQuery::new(vec![
+            (Occur::Must, self.term(self.fields.tenant, tenant.as_str())),
+            (
+                Occur::Must,
+                self.term(self.fields.trace_id, &trace_id.to_hex()),
+            ),
+        ])
+    }
+
+    /// Up to `MAX_TRACE_RECORDS` records of one signal of a trace, over all retained time.
+    fn trace_records(
+        &self,
+        signal: Signal,
+        tenant: &TenantId,
+        trace_id: TraceId,
+    ) -> Result<Vec<Record>, IndexError> {
+        let query = self.trace_query(tenant, trace_id);
+        let mut records = Vec::new();
+        for p in self.partitions(signal, 0, u64::MAX) {
+            let left = MAX_TRACE_RECORDS - records.len().min(MAX_TRACE_RECORDS);
+            if left == 0 {
+                break;
+            }
+            records.extend(self.fetch(&p, &query, left, Order::Asc)?);
+        }
+        Ok(records)
     }
 
     /// Logs of any of `services` that carry no trace ID, in `[start_ns, end_ns]`, oldest

@@ -138,7 +138,7 @@ impl Store {
         for p in self.partitions(Signal::Spans, 0, u64::MAX) {
             let searcher = p.reader.searcher();
             let mut left = MAX_TRACE_RECORDS - facts.len();
-            let docs = matching_docs(&searcher, &query, |_| {
+            let docs = matching_docs(&searcher, &query, || {
                 if left == 0 {
                     capped = true;
                     return Keep::Stop;
@@ -366,40 +366,51 @@ impl Store {
         })
     }
 
-    /// How many spans match `f`, and their durations: every one up to `max`, past it an even
-    /// sample of about `max` (every n-th match).
-    pub fn span_durations(
+    /// Durations of the newest spans matching `f`, at most `max`: the window is read back
+    /// from its end in growing slices (1 s, then 4×, 16×, …) until `max` are found, so the cost
+    /// follows the spans read, not every span the window holds. Returns the durations and the
+    /// start of the oldest slice read (`f.start_ns` when the whole window was read).
+    pub fn recent_durations(
         &self,
         tenant: &TenantId,
         f: &Filter,
         max: usize,
-    ) -> Result<(u64, Vec<u64>), IndexError> {
-        let query = self.filter_query(tenant, f);
-        let searchers: Vec<Searcher> = self
-            .partitions(Signal::Spans, f.start_ns, f.end_ns)
-            .iter()
-            .map(|p| p.reader.searcher())
-            .collect();
-        let mut total = 0u64;
-        for s in &searchers {
-            total += s.search(&query, &Count)? as u64;
-        }
-        let stride = total.div_ceil(max.max(1) as u64).max(1);
+    ) -> Result<(Vec<u64>, u64), IndexError> {
         let mut out = Vec::new();
-        for s in &searchers {
-            let docs = matching_docs(s, &query, |n| {
-                if n % stride == 0 {
+        let mut width = 1_000_000_000u64;
+        let mut hi = f.end_ns;
+        loop {
+            let lo = hi.saturating_sub(width).max(f.start_ns);
+            let slice = Filter {
+                start_ns: lo,
+                end_ns: hi,
+                ..f.clone()
+            };
+            let query = self.filter_query(tenant, &slice);
+            for p in self.partitions(Signal::Spans, lo, hi) {
+                let searcher = p.reader.searcher();
+                let mut left = max - out.len();
+                let docs = matching_docs(&searcher, &query, || {
+                    if left == 0 {
+                        return Keep::Stop;
+                    }
+                    left -= 1;
                     Keep::Yes
-                } else {
-                    Keep::No
+                })?;
+                for (seg_ord, docs) in docs {
+                    let durations = searcher
+                        .segment_reader(seg_ord)
+                        .fast_fields()
+                        .u64("duration")?;
+                    out.extend(docs.into_iter().filter_map(|d| durations.first(d)));
                 }
-            })?;
-            for (seg_ord, docs) in docs {
-                let durations = s.segment_reader(seg_ord).fast_fields().u64("duration")?;
-                out.extend(docs.into_iter().filter_map(|d| durations.first(d)));
             }
+            if out.len() >= max || lo <= f.start_ns {
+                return Ok((out, lo));
+            }
+            hi = lo - 1;
+            width = width.saturating_mul(4);
         }
-        Ok((total, out))
     }
 }
 
@@ -450,22 +461,20 @@ fn json_term_value(bytes: &[u8]) -> Option<serde_json::Value> {
     })
 }
 
-/// What `matching_docs` does with the n-th match.
+/// What `matching_docs` does with the next match.
 enum Keep {
     Yes,
-    No,
     Stop,
 }
 
-/// Live documents matching `query`, grouped by segment, as `keep` decides for each.
+/// Live documents matching `query`, grouped by segment, until `keep` says stop.
 fn matching_docs(
     searcher: &Searcher,
     query: &dyn Query,
-    mut keep: impl FnMut(u64) -> Keep,
+    mut keep: impl FnMut() -> Keep,
 ) -> Result<Vec<(u32, Vec<DocId>)>, IndexError> {
     let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
     let mut out = Vec::new();
-    let mut n = 0u64;
     for (ord, reader) in searcher.segment_readers().iter().enumerate() {
         let mut scorer = weight.scorer(reader, 1.0)?;
         let alive = reader.alive_bitset();
@@ -473,15 +482,11 @@ fn matching_docs(
         let mut doc = scorer.doc();
         while doc != TERMINATED {
             if alive.is_none_or(|a| a.is_alive(doc)) {
-                match keep(n) {
-                    Keep::Yes => docs.push(doc),
-                    Keep::No => {}
-                    Keep::Stop => {
-                        out.push((ord as u32, docs));
-                        return Ok(out);
-                    }
+                if let Keep::Stop = keep() {
+                    out.push((ord as u32, docs));
+                    return Ok(out);
                 }
-                n += 1;
+                docs.push(doc);
             }
             doc = scorer.advance();
         }
@@ -493,7 +498,7 @@ fn matching_docs(
 /// Whether any live document matches `query`: stops at the first.
 fn any_match(searcher: &Searcher, query: &dyn Query) -> Result<bool, IndexError> {
     let mut found = false;
-    matching_docs(searcher, query, |_| {
+    matching_docs(searcher, query, || {
         found = true;
         Keep::Stop
     })?;

@@ -348,3 +348,39 @@ pub fn red_requests(server: &Server, service: &str) -> f64 {
         })
         .round()
 }
+
+/// Sends `seconds` of the demo shop (seed 42) ending now, as fast as weft takes it; returns
+/// the scenario's start and how many checkouts the fault failed.
+pub fn replay_shop(
+    server: &Server,
+    seconds: u64,
+    fault: weft::demo::scenario::Fault,
+) -> (u64, usize) {
+    let t0 = weft::now_ns() - seconds * 1_000_000_000;
+    let mut shop = weft::demo::scenario::Scenario::new(42, t0, fault);
+    let client = reqwest::blocking::Client::new();
+    let base = server.url("");
+    let mut failed = 0;
+    for s in 0..seconds {
+        let second = shop.second(s);
+        failed += second.failed_traces;
+        weft::demo::send(&client, &base, None, &second).unwrap();
+    }
+    (t0, failed)
+}
+
+/// A config file in `dir` that turns auth on with a token per tenant (stored as hashes).
+pub fn auth_config(dir: &Path, tokens: &[(&str, &str)]) -> PathBuf {
+    let path = dir.join("auth.toml");
+    let entries: String = tokens
+        .iter()
+        .map(|(tenant, token)| {
+            format!(
+                "[[auth.tokens]]\ntenant = {tenant:?}\nsha256 = {:?}\n",
+                weft::api::auth::hash_token(token)
+            )
+        })
+        .collect();
+    std::fs::write(&path, format!("[auth]\nenabled = true\n\n{entries}")).unwrap();
+    path
+}
