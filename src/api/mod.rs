@@ -8,7 +8,7 @@ pub mod errors;
 pub mod grpc;
 mod metrics;
 mod ops;
-mod otlp_http;
+pub(crate) mod otlp_http;
 mod params;
 pub mod query;
 
@@ -79,6 +79,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, routes: Routes) {
             )
             .route("/api/v1/openapi.json", web::get().to(ops::openapi));
     }
+    cfg.configure(|c| crate::compat::routes(c, routes));
 }
 
 /// Builds the app for one listener, with request latency recorded per route pattern.

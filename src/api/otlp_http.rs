@@ -21,25 +21,25 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 
-fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Why a body could not be read.
-enum BodyError {
+pub(crate) enum BodyError {
     Decode(DecodeError),
     Admission(AdmissionError),
 }
 
 impl BodyError {
-    fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             BodyError::Decode(e) => e.reason(),
             BodyError::Admission(e) => e.reason(),
         }
     }
 
-    fn as_service_error(&self) -> &dyn ServiceError {
+    pub(crate) fn as_service_error(&self) -> &dyn ServiceError {
         match self {
             BodyError::Decode(e) => e,
             BodyError::Admission(e) => e,
@@ -49,7 +49,7 @@ impl BodyError {
 
 /// Reads the body, refusing it as soon as it passes `limit` (before and after gzip), and
 /// charges the in-flight budget for it before buffering: a flood gets 429s, not memory.
-async fn read_body(
+pub(crate) async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     state: &AppState,
