@@ -313,6 +313,32 @@ remote_write:
             })
     });
     assert!(linked, "no exemplar linked the trace: {trace}");
+
+    // Read back through weft's Prometheus API, the answers are Prometheus' own for the same
+    // samples (once remote write has delivered them).
+    let t = weft::now_ns() / 1_000_000_000 - 5;
+    for q in [
+        r#"shop_orders_total{route="/checkout"}"#,
+        r#"rate(shop_orders_total{route="/checkout"}[10s])"#,
+        "histogram_quantile(0.9, sum by (le) (rate(shop_latency_seconds_bucket[10s])))",
+    ] {
+        let ask = |base: String, headers: &[(&str, &str)]| {
+            let (status, body) = get_json(
+                &format!("{base}/api/v1/query?query={}&time={t}", urlencode(q)),
+                headers,
+            );
+            assert_eq!(status, 200, "{q}: {body}");
+            body["data"]["result"][0]["value"][1].clone()
+        };
+        let theirs = ask(format!("http://127.0.0.1:{prom_port}"), &[]);
+        assert!(theirs.is_string(), "prometheus answers {q}: {theirs}");
+        let mut ours = Value::Null;
+        let same = poll(Duration::from_secs(20), || {
+            ours = ask(server.url("/prometheus"), &bearer);
+            ours == theirs
+        });
+        assert!(same, "{q}: weft says {ours}, prometheus says {theirs}");
+    }
 }
 
 #[test]

@@ -22,6 +22,9 @@
 pub mod logql;
 pub mod loki_push;
 pub mod params;
+pub mod prom_series;
+pub mod prometheus;
+pub mod promql;
 pub mod remote_write;
 pub mod zipkin;
 
@@ -43,6 +46,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, routes: Routes) {
             .route("/loki/api/v1/push", web::post().to(loki_push::push))
             .route("/api/v2/spans", web::post().to(zipkin::spans))
             .route("/zipkin/api/v2/spans", web::post().to(zipkin::spans));
+    }
+    if routes != Routes::Ingest {
+        cfg.configure(prometheus::routes);
     }
 }
 

@@ -54,7 +54,11 @@ impl Form {
     /// magnitude), or `now-15m`.
     pub fn time_ns(&self, name: &str) -> Result<Option<u64>, String> {
         self.get(name)
-            .map(|v| crate::api::query::parse_time_param(name, v, crate::now_ns()))
+            .map(|v| match v.parse::<f64>() {
+                // The epoch itself, which weft's own parser refuses as a record time.
+                Ok(0.0) => Ok(0),
+                _ => crate::api::query::parse_time_param(name, v, crate::now_ns()),
+            })
             .transpose()
     }
 
