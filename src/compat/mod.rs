@@ -20,6 +20,7 @@
 //! The README's table lists them all.
 
 pub mod logql;
+pub mod loki;
 pub mod loki_push;
 pub mod params;
 pub mod prom_series;
@@ -48,7 +49,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, routes: Routes) {
             .route("/zipkin/api/v2/spans", web::post().to(zipkin::spans));
     }
     if routes != Routes::Ingest {
-        cfg.configure(prometheus::routes);
+        cfg.configure(prometheus::routes).configure(loki::routes);
     }
 }
 

@@ -535,18 +535,21 @@ fn aggregate(
     }
     groups
         .into_iter()
-        .map(|(l, xs)| {
-            let n = xs.len() as f64;
-            let x = match op {
-                "sum" => xs.iter().sum(),
-                "avg" => xs.iter().sum::<f64>() / n,
-                "min" => xs.iter().copied().fold(f64::INFINITY, f64::min),
-                "max" => xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-                _ => n,
-            };
-            (l, x)
-        })
+        .map(|(l, xs)| (l, reduce(op, &xs)))
         .collect()
+}
+
+/// One group's values aggregated by `sum`, `avg`, `min`, `max` or `count` (PromQL's and
+/// LogQL's aggregations alike).
+pub fn reduce(op: &str, xs: &[f64]) -> f64 {
+    let n = xs.len() as f64;
+    match op {
+        "sum" => xs.iter().sum(),
+        "avg" => xs.iter().sum::<f64>() / n,
+        "min" => xs.iter().copied().fold(f64::INFINITY, f64::min),
+        "max" => xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        _ => n,
+    }
 }
 
 /// Prometheus' `histogram_quantile` over `le` buckets, per series without `le`.
