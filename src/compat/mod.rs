@@ -19,14 +19,17 @@
 //! `/api/v2/spans`, and the Tempo and Jaeger paths that neither weft nor the other owns.
 //! The README's table lists them all.
 
+pub mod jaeger;
 pub mod logql;
 pub mod loki;
 pub mod loki_push;
+pub mod otlp_out;
 pub mod params;
 pub mod prom_series;
 pub mod prometheus;
 pub mod promql;
 pub mod remote_write;
+pub mod tempo;
 pub mod zipkin;
 
 use crate::api::otlp_http::{header, read_body, BodyError};
@@ -50,6 +53,24 @@ pub fn routes(cfg: &mut web::ServiceConfig, routes: Routes) {
     }
     if routes != Routes::Ingest {
         cfg.configure(prometheus::routes).configure(loki::routes);
+        tempo::routes_at(cfg, "/tempo");
+        tempo::routes_at(cfg, "");
+        jaeger::routes_at(cfg, "/jaeger");
+        jaeger::routes_at(cfg, "");
+        cfg.route("/api/traces/{id}", web::get().to(root_trace));
+    }
+}
+
+/// `GET /api/traces/{id}` at the root, where Tempo and Jaeger collide: `compat.root_traces`
+/// says whose answer it is.
+async fn root_trace(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    match state.config.compat.root_traces {
+        crate::config::RootTraces::Tempo => tempo::trace(req, path, state).await,
+        crate::config::RootTraces::Jaeger => jaeger::trace(req, path, state).await,
     }
 }
 

@@ -22,7 +22,7 @@ pub use document::build as build_document;
 pub use query::{parse_text_query, LogQuery, TraceRecords};
 pub use red::{RedConfig, RED_DURATION, RED_ERRORS, RED_REQUESTS, RED_SCOPE};
 pub use schema::Fields;
-pub use select::{Filter, Pick, SEVERITY_ERROR, STATUS_ERROR};
+pub use select::{Distinct, Filter, Pick, SEVERITY_ERROR, STATUS_ERROR};
 pub use writer::{IndexMsg, Indexer};
 
 use crate::config::IndexConfig;

@@ -34,6 +34,18 @@ pub struct Filter {
     pub attrs: Vec<(String, String)>,
 }
 
+/// The most distinct values `Store::distinct` considers.
+pub const MAX_DISTINCT: usize = 50_000;
+
+/// An indexed field whose distinct values can be listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Distinct {
+    /// The service of a record.
+    Service,
+    /// Span, metric or log event name.
+    Name,
+}
+
 /// Which records a selection keeps when more match than it may return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pick {
@@ -346,39 +358,65 @@ impl Store {
         start_ns: u64,
         end_ns: u64,
     ) -> Result<Vec<String>, IndexError> {
+        let f = Filter {
+            start_ns,
+            end_ns,
+            ..Filter::default()
+        };
+        self.distinct(Signal::Metrics, tenant, &f, Distinct::Name)
+    }
+
+    /// The distinct values of `field` among the records of `signal` matching `f`, sorted:
+    /// the fields' term dictionaries give the candidates (they span tenants and time), and a
+    /// count per candidate keeps those this tenant has in the window. More than
+    /// `MAX_DISTINCT` candidates is an error that says so.
+    pub fn distinct(
+        &self,
+        signal: Signal,
+        tenant: &TenantId,
+        f: &Filter,
+        field: Distinct,
+    ) -> Result<Vec<String>, IndexError> {
+        let indexed = match field {
+            Distinct::Service => self.fields.service,
+            Distinct::Name => self.fields.name,
+        };
         let mut candidates = BTreeSet::new();
-        let parts = self.partitions(Signal::Metrics, start_ns, end_ns);
+        let parts = self.partitions(signal, f.start_ns, f.end_ns);
         for p in &parts {
             let searcher = p.reader.searcher();
             for seg in searcher.segment_readers() {
-                let inverted = seg.inverted_index(self.fields.name)?;
+                let inverted = seg.inverted_index(indexed)?;
                 let mut terms = inverted.terms().stream()?;
                 while terms.advance() {
                     candidates.insert(String::from_utf8_lossy(terms.key()).into_owned());
+                    if candidates.len() > MAX_DISTINCT {
+                        return Err(IndexError::Query(format!(
+                            "more than {MAX_DISTINCT} distinct values to list; narrow the time range"
+                        )));
+                    }
                 }
             }
         }
-        // The term dictionary spans tenants: keep names this tenant has in the window.
-        let mut names = Vec::new();
-        for name in candidates {
-            let f = Filter {
-                start_ns,
-                end_ns,
-                name: Some(name.clone()),
-                ..Filter::default()
-            };
-            let query = self.filter_query(tenant, &f);
+        let mut values = Vec::new();
+        for value in candidates {
+            let mut g = f.clone();
+            match field {
+                Distinct::Service => g.services = vec![value.clone()],
+                Distinct::Name => g.name = Some(value.clone()),
+            }
+            let query = self.filter_query(tenant, &g);
             for p in &parts {
                 if p.reader
                     .searcher()
                     .search(&query, &tantivy::collector::Count)?
                     > 0
                 {
-                    names.push(name);
+                    values.push(value);
                     break;
                 }
             }
         }
-        Ok(names)
+        Ok(values)
     }
 }
