@@ -30,6 +30,7 @@ pub mod prometheus;
 pub mod promql;
 pub mod remote_write;
 pub mod tempo;
+pub mod traceql;
 pub mod zipkin;
 
 use crate::api::otlp_http::{header, read_body, BodyError};
