@@ -253,11 +253,13 @@ impl Parser {
             Some(Tok::Sym("<=")) => Op::Le,
             Some(Tok::Sym("=~")) => Op::Re,
             Some(Tok::Sym("!~")) => Op::NotRe,
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "expected a comparison (=, !=, >, >=, <, <=, =~, !~) after {field:?}, found {}; \
                      a bare attribute (existence) is not supported",
                 self.describe()
-            )),
+            ))
+            }
         };
         self.pos += 1;
         let value = match self.peek().cloned() {
