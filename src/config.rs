@@ -90,6 +90,7 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     pub workers: usize,
     pub shutdown_grace_secs: u64,
+    pub body_timeout_secs: u64,
 }
 
 impl Default for HttpConfig {
@@ -100,6 +101,7 @@ impl Default for HttpConfig {
             max_body_bytes: 16 * 1024 * 1024,
             workers: 0,
             shutdown_grace_secs: 10,
+            body_timeout_secs: 30,
         }
     }
 }
@@ -189,6 +191,9 @@ pub enum OverLimit {
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     pub max_inflight_bytes: usize,
+    pub max_request_memory_bytes: usize,
+    pub max_resource_bytes: usize,
+    pub max_record_age_secs: u64,
     pub max_attributes: usize,
     pub max_attribute_value_bytes: usize,
     pub max_log_body_bytes: usize,
@@ -200,6 +205,9 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_inflight_bytes: 256 * 1024 * 1024,
+            max_request_memory_bytes: 128 * 1024 * 1024,
+            max_resource_bytes: 32 * 1024,
+            max_record_age_secs: 0,
             max_attributes: 128,
             max_attribute_value_bytes: 16 * 1024,
             max_log_body_bytes: 64 * 1024,
@@ -441,6 +449,7 @@ impl Config {
             }
         };
         positive("http.max_body_bytes", self.http.max_body_bytes as u64)?;
+        positive("http.body_timeout_secs", self.http.body_timeout_secs)?;
         positive("grpc.max_message_bytes", self.grpc.max_message_bytes as u64)?;
         positive("wal.fsync_interval_ms", self.wal.fsync_interval_ms)?;
         positive("wal.queue_requests", self.wal.queue_requests as u64)?;
@@ -499,13 +508,28 @@ impl Config {
             "limits.max_log_body_bytes",
             self.limits.max_log_body_bytes as u64,
         )?;
-        if self.limits.max_inflight_bytes < 3 * self.http.max_body_bytes {
+        positive(
+            "limits.max_resource_bytes",
+            self.limits.max_resource_bytes as u64,
+        )?;
+        // A full-size body costs several times its size decoded (ingest::cost): one must fit.
+        let needed = 4 * self.http.max_body_bytes.max(self.grpc.max_message_bytes);
+        if self.limits.max_request_memory_bytes < needed {
+            return Err(ConfigError::Invalid {
+                field: "limits.max_request_memory_bytes",
+                reason: format!(
+                    "must be at least 4 × the largest body (http.max_body_bytes, \
+                     grpc.max_message_bytes): {needed}, got {}",
+                    self.limits.max_request_memory_bytes
+                ),
+            });
+        }
+        if self.limits.max_inflight_bytes < self.limits.max_request_memory_bytes {
             return Err(ConfigError::Invalid {
                 field: "limits.max_inflight_bytes",
                 reason: format!(
-                    "must be at least 3 × http.max_body_bytes ({}) so one full request fits, got {}",
-                    3 * self.http.max_body_bytes,
-                    self.limits.max_inflight_bytes
+                    "must be at least limits.max_request_memory_bytes ({}) so one request fits, got {}",
+                    self.limits.max_request_memory_bytes, self.limits.max_inflight_bytes
                 ),
             });
         }

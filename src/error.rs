@@ -18,11 +18,16 @@ pub enum ErrorCode {
     PermissionDenied,
     /// Nothing matches (HTTP 404, NOT_FOUND).
     NotFound,
+    /// A valid query that would cost more than a bound allows (HTTP 422, RESOURCE_EXHAUSTED);
+    /// the message names the bound and how to narrow the query.
+    TooCostly,
     /// weft is at its in-flight bound; retry later (HTTP 429, UNAVAILABLE with RetryInfo).
     Overloaded,
     /// The tenant is over its ingestion rate; retry later (HTTP 429, RESOURCE_EXHAUSTED with
     /// RetryInfo).
     RateLimited,
+    /// The client did not send its request in time (HTTP 408, DEADLINE_EXCEEDED).
+    Timeout,
     /// Temporarily unable to serve; retrying later can work (HTTP 503, UNAVAILABLE).
     Unavailable,
     /// A bug or an unexpected failure inside weft (HTTP 500, INTERNAL).

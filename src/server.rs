@@ -156,6 +156,7 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
     let grpc_auth = auth.clone();
     let (grpc_stop, grpc_stopped) = tokio::sync::oneshot::channel::<()>();
     let max_message = config.grpc.max_message_bytes;
+    let body_timeout = std::time::Duration::from_secs(config.http.body_timeout_secs);
     let grpc_thread = std::thread::Builder::new()
         .name("weft-grpc".into())
         .spawn(move || {
@@ -167,11 +168,17 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
                 .expect("tokio runtime");
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(grpc).expect("listener");
-                if let Err(e) =
-                    api::grpc::serve(grpc_ingest, grpc_auth, listener, max_message, async {
+                if let Err(e) = api::grpc::serve(
+                    grpc_ingest,
+                    grpc_auth,
+                    listener,
+                    max_message,
+                    body_timeout,
+                    async {
                         let _ = grpc_stopped.await;
-                    })
-                    .await
+                    },
+                )
+                .await
                 {
                     tracing::error!(error = %e, "gRPC server failed");
                 }

@@ -3,8 +3,8 @@
 //! tenant-controlled string.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Telemetry {
@@ -22,6 +22,10 @@ pub struct Telemetry {
     pub wal_replayed_batches: IntCounter,
     pub index_commit_seconds: HistogramVec,
     pub index_documents: IntGaugeVec,
+    pub records_undecodable: IntCounterVec,
+    pub index_commit_failures: IntCounter,
+    pub index_checkpoint_lag: IntGauge,
+    pub partitions_damaged: IntCounter,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -55,6 +59,13 @@ impl Telemetry {
                 .register(Box::new(c.clone()))
                 .expect("unique metric");
             c
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
         };
         let wal_fsync_seconds = Histogram::with_opts(
             HistogramOpts::new("weft_wal_fsync_seconds", "Time spent in WAL fsync")
@@ -122,6 +133,23 @@ impl Telemetry {
                 &["signal"],
             ),
             index_documents,
+            records_undecodable: counter_vec(
+                "weft_records_undecodable_total",
+                "Stored records that did not decode and were left out, per store (wal, index)",
+                &["store"],
+            ),
+            index_commit_failures: counter(
+                "weft_index_commit_failures_total",
+                "Index commits that failed (the WAL keeps their records; they are retried)",
+            ),
+            index_checkpoint_lag: gauge(
+                "weft_index_checkpoint_lag_entries",
+                "WAL entries acknowledged but not yet covered by the index checkpoint",
+            ),
+            partitions_damaged: counter(
+                "weft_index_partitions_damaged_total",
+                "Index partitions set aside at start-up because they could not be opened",
+            ),
             registry,
         }
     }

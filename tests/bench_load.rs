@@ -84,7 +84,12 @@ fn what_the_generator_reports_is_what_weft_accepted() {
         points as f64
     );
     // Every log carried ~300 bytes and some of them a trace ID only in their text.
-    let (_, found) = s.get_json("/api/v1/logs?q=traceparent&limit=5");
-    assert!(found["count"].as_u64().unwrap_or(0) > 0, "{found}");
+    // They become searchable within a commit interval: wait for it rather than guess.
+    let mut found = serde_json::Value::Null;
+    let searchable = common::poll(std::time::Duration::from_secs(15), || {
+        found = s.get_json("/api/v1/logs?q=traceparent&limit=5").1;
+        found["count"].as_u64().unwrap_or(0) > 0
+    });
+    assert!(searchable, "{found}");
     assert_eq!(found["logs"][0]["link"]["method"], "text");
 }

@@ -35,6 +35,7 @@ fn official_examples_are_read_back_field_by_field() {
     send_fixture(&s, "logs.json", "/v1/logs");
     send_fixture(&s, "events.json", "/v1/logs");
     send_fixture(&s, "metrics.json", "/v1/metrics");
+    s.wait_indexed(&[("spans", 1), ("logs", 2)]);
 
     // Upper-case hex in the request and in the URL: both normalise to lowercase.
     let t = s.wait_for_trace("5B8EFFF798038103D269B633813FC60C", None, 1, 1);
@@ -590,6 +591,7 @@ fn logs_without_trace_ids_are_offered_as_inferred_candidates() {
     ] {
         assert_eq!(post(&s.url("/v1/logs"), PROTO, &[], encode(&req)).0, 200);
     }
+    s.wait_indexed(&[("spans", 2), ("logs", 5)]);
     common::wait_until(
         std::time::Duration::from_secs(10),
         "inferred candidates",
@@ -685,7 +687,7 @@ fn the_openapi_document_matches_the_routes() {
         }
     }
     assert_eq!(
-        checked, 14,
+        checked, 19,
         "every route of the query API and the ingest of JSON lines"
     );
 }

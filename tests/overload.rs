@@ -36,6 +36,10 @@ fn flood_gets_429_with_bounded_memory_and_recovers() {
         .unwrap_or(60);
     let s = Server::start(&[
         ("WEFT_LIMITS_MAX_INFLIGHT_BYTES", &INFLIGHT.to_string()),
+        (
+            "WEFT_LIMITS_MAX_REQUEST_MEMORY_BYTES",
+            &INFLIGHT.to_string(),
+        ),
         ("WEFT_INDEX_QUEUE_BYTES", &INDEX_QUEUE.to_string()),
         ("WEFT_INDEX_WRITER_MEMORY_MB", &WRITER_MB.to_string()),
         ("WEFT_INDEX_COMMIT_INTERVAL_MS", "1000"),

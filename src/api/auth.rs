@@ -22,6 +22,8 @@ pub enum AuthError {
     Forbidden(String),
     #[error("{TENANT_HEADER}: {0}")]
     BadTenant(#[from] TenantError),
+    #[error("header {0} is given more than once; send it once")]
+    Repeated(&'static str),
 }
 
 impl ServiceError for AuthError {
@@ -29,7 +31,7 @@ impl ServiceError for AuthError {
         match self {
             AuthError::Missing | AuthError::Unknown => ErrorCode::Unauthenticated,
             AuthError::Forbidden(_) => ErrorCode::PermissionDenied,
-            AuthError::BadTenant(_) => ErrorCode::InvalidArgument,
+            AuthError::BadTenant(_) | AuthError::Repeated(_) => ErrorCode::InvalidArgument,
         }
     }
 }
@@ -98,13 +100,26 @@ impl Auth {
     }
 
     pub fn from_http(&self, req: &actix_web::HttpRequest) -> Result<TenantId, AuthError> {
-        let h = |name| req.headers().get(name).map(|v| v.as_bytes());
-        self.resolve(h(AUTHORIZATION), h(TENANT_HEADER))
+        let h = |name| single(req.headers().get_all(name).map(|v| v.as_bytes()), name);
+        self.resolve(h(AUTHORIZATION)?, h(TENANT_HEADER)?)
     }
 
     pub fn from_grpc(&self, meta: &tonic::metadata::MetadataMap) -> Result<TenantId, AuthError> {
-        let m = |name| meta.get(name).map(|v| v.as_bytes());
-        self.resolve(m(AUTHORIZATION), m(TENANT_HEADER))
+        let m = |name| single(meta.get_all(name).iter().map(|v| v.as_bytes()), name);
+        self.resolve(m(AUTHORIZATION)?, m(TENANT_HEADER)?)
+    }
+}
+
+/// The one value of a header: two tenants (or two tokens) in one request is ambiguous, and
+/// silently taking the first would let a proxy's header and a client's disagree unnoticed.
+fn single<'a>(
+    mut values: impl Iterator<Item = &'a [u8]>,
+    name: &'static str,
+) -> Result<Option<&'a [u8]>, AuthError> {
+    let first = values.next();
+    match values.next() {
+        None => Ok(first),
+        Some(_) => Err(AuthError::Repeated(name)),
     }
 }
 

@@ -13,6 +13,7 @@ use crate::correlate::timeline::{self, Entry, Item, Key, Phase, ServiceWindow, S
 use crate::correlate::watch;
 use crate::error::ErrorCode;
 use crate::index::IndexError;
+use crate::model::time::parse_time_param;
 use crate::model::{Span, TenantId, TraceId};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
@@ -21,7 +22,7 @@ const DEFAULT_TRACES: usize = 20;
 const DEFAULT_PAGE: usize = 200;
 const MAX_PAGE: usize = 5000;
 
-fn limit(p: &Params, default: usize, max: usize) -> Result<usize, String> {
+pub(super) fn limit(p: &Params, default: usize, max: usize) -> Result<usize, String> {
     match p.number::<usize>("limit")? {
         None => Ok(default),
         Some(n) if (1..=max).contains(&n) => Ok(n),
@@ -134,8 +135,8 @@ pub async fn diff(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
                 window.0.saturating_sub(1),
             ),
             (Some(s), Some(e)) => (
-                super::query::parse_time_param("baseline_start", s, now)?,
-                super::query::parse_time_param("baseline_end", e, now)?,
+                parse_time_param("baseline_start", s, now)?,
+                parse_time_param("baseline_end", e, now)?,
             ),
             _ => return Err("baseline_start and baseline_end go together".into()),
         };
@@ -159,6 +160,15 @@ pub async fn diff(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
 
 fn step_ns(state: &AppState) -> u64 {
     state.config.incidents.step_secs * 1_000_000_000
+}
+
+/// The most steps a timeline page's live anomaly detection evaluates per series.
+const LIVE_STEPS: u64 = 2_000;
+
+/// The detector's step, or a whole multiple of it that covers `span_ns` in `LIVE_STEPS`.
+fn live_step(step: u64, span_ns: u64) -> u64 {
+    let wanted = span_ns.div_ceil(LIVE_STEPS);
+    step.max(wanted.div_ceil(step).saturating_mul(step))
 }
 
 fn trace_link(trace: TraceId, span: Option<crate::model::SpanId>, how: &str) -> Value {
@@ -305,12 +315,16 @@ fn sources(
                 margin_ns: margin,
             };
             let mut out = timeline::of_services(store, tenant, &w)?;
-            // Live: the services' RED error rate, p95 latency and error-log rate. Application
-            // metrics are many and costly to re-read per page; their anomalies come from the
-            // incidents the detector recorded in the window.
+            // Live: the services' RED error rate, p95 latency and error-log rate over this
+            // page's time only, in at most LIVE_STEPS steps (coarser over a long quiet page).
+            // Application metrics are many and costly to re-read per page; their anomalies
+            // come from the incidents the detector recorded in the window.
+            let from = after.map_or(*start, |k| k.time_ns.max(*start));
+            let until = timeline::page_end(&out, after, limit, *end);
+            let step = live_step(step, until.saturating_sub(from));
             let spec = watch::grid(
-                start.saturating_sub(state.config.anomalies.baseline_points as u64 * step),
-                *end,
+                from.saturating_sub(state.config.anomalies.baseline_points as u64 * step),
+                until,
                 step,
             );
             let thresholds = crate::correlate::stats::Thresholds::from(&state.config.anomalies);
@@ -332,7 +346,7 @@ fn sources(
                 );
             }
             out.push(Source::complete(timeline::anomaly_entries(
-                &seen, *start, *end,
+                &seen, from, until,
             )));
             Ok(out)
         }

@@ -27,6 +27,8 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
         ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
         ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::TooCostly => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::Timeout => StatusCode::REQUEST_TIMEOUT,
         ErrorCode::Overloaded | ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -38,10 +40,13 @@ pub fn grpc_code(code: ErrorCode) -> tonic::Code {
         ErrorCode::InvalidArgument | ErrorCode::UnsupportedMediaType => {
             tonic::Code::InvalidArgument
         }
-        ErrorCode::PayloadTooLarge | ErrorCode::RateLimited => tonic::Code::ResourceExhausted,
+        ErrorCode::PayloadTooLarge | ErrorCode::RateLimited | ErrorCode::TooCostly => {
+            tonic::Code::ResourceExhausted
+        }
         ErrorCode::Unauthenticated => tonic::Code::Unauthenticated,
         ErrorCode::PermissionDenied => tonic::Code::PermissionDenied,
         ErrorCode::NotFound => tonic::Code::NotFound,
+        ErrorCode::Timeout => tonic::Code::DeadlineExceeded,
         ErrorCode::Overloaded | ErrorCode::Unavailable => tonic::Code::Unavailable,
         ErrorCode::Internal => tonic::Code::Internal,
     }
@@ -55,6 +60,8 @@ fn code_name(code: ErrorCode) -> &'static str {
         ErrorCode::Unauthenticated => "unauthenticated",
         ErrorCode::PermissionDenied => "permission_denied",
         ErrorCode::NotFound => "not_found",
+        ErrorCode::TooCostly => "too_costly",
+        ErrorCode::Timeout => "timeout",
         ErrorCode::Overloaded => "overloaded",
         ErrorCode::RateLimited => "rate_limited",
         ErrorCode::Unavailable => "unavailable",

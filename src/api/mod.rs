@@ -11,6 +11,7 @@ mod ops;
 pub(crate) mod otlp_http;
 mod params;
 pub mod query;
+mod search;
 
 use crate::config::Config;
 use crate::index::Store;
@@ -57,7 +58,21 @@ pub fn configure(cfg: &mut web::ServiceConfig, routes: Routes) {
     };
     cfg.service(logs);
     if routes != Routes::Ingest {
-        cfg.route("/api/v1/traces/{trace_id}", web::get().to(query::trace))
+        cfg.route("/api/v1/traces", web::get().to(search::search))
+            .route("/api/v1/traces/{trace_id}", web::get().to(query::trace))
+            .route("/api/v1/services", web::get().to(search::services))
+            .route(
+                "/api/v1/services/{service}/operations",
+                web::get().to(search::operations),
+            )
+            .route(
+                "/api/v1/spans/attributes",
+                web::get().to(search::attribute_keys),
+            )
+            .route(
+                "/api/v1/spans/attributes/{key}/values",
+                web::get().to(search::attribute_values),
+            )
             .route("/api/v1/correlate/metric", web::get().to(correlate::metric))
             .route("/api/v1/correlate/diff", web::get().to(correlate::diff))
             .route("/api/v1/timeline", web::get().to(correlate::timeline))

@@ -3,11 +3,10 @@
 
 use super::errors::otlp_error;
 use super::AppState;
-use crate::error::ServiceError;
-use crate::ingest::admission::{Admission, AdmissionError, Charge, BYTES_PER_BODY_BYTE};
+use crate::ingest::admission::{Admission, Charge};
 use crate::ingest::decode::{self, DecodeError, Format};
-use crate::ingest::otlp::{self, Converted};
-use crate::ingest::{jsonlines, IngestService, Outcome};
+use crate::ingest::request::{ExportRequest, RequestError};
+use crate::ingest::{cost, jsonlines, Outcome};
 use crate::model::Signal;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
@@ -20,125 +19,91 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use std::time::Duration;
 
 pub(crate) fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Why a body could not be read.
-pub(crate) enum BodyError {
-    Decode(DecodeError),
-    Admission(AdmissionError),
-}
-
-impl BodyError {
-    pub(crate) fn reason(&self) -> &'static str {
-        match self {
-            BodyError::Decode(e) => e.reason(),
-            BodyError::Admission(e) => e.reason(),
-        }
-    }
-
-    pub(crate) fn as_service_error(&self) -> &dyn ServiceError {
-        match self {
-            BodyError::Decode(e) => e,
-            BodyError::Admission(e) => e,
-        }
-    }
-}
-
-/// Reads the body, refusing it as soon as it passes `limit` (before and after gzip), and
-/// charges the in-flight budget for it before buffering: a flood gets 429s, not memory.
+/// Reads the body within `http.body_timeout_secs`, refusing it as soon as it passes `limit`
+/// (before and after gzip), and charges the in-flight budget for its bytes as they arrive: a
+/// client that sends headers and then nothing holds no memory, and not for long.
 pub(crate) async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     state: &AppState,
     charge: &mut Charge,
-) -> Result<bytes::Bytes, BodyError> {
+) -> Result<bytes::Bytes, RequestError> {
     let limit = state.config.http.max_body_bytes;
     let admission = state.ingest.admission();
-    let too_large = || {
-        BodyError::Decode(DecodeError::TooLarge {
-            limit,
-            inflated: false,
-        })
+    let too_large = || DecodeError::TooLarge {
+        limit,
+        inflated: false,
     };
     let declared: Option<usize> = header(req, "content-length").and_then(|v| v.parse().ok());
     if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
+        return Err(too_large().into());
     }
-    if let Some(n) = declared {
-        admission.grow(charge, n).map_err(BodyError::Admission)?;
-    }
-    let mut body = bytes::BytesMut::with_capacity(declared.unwrap_or(8192).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            BodyError::Decode(DecodeError::Protobuf {
-                message: "request body",
-                error: e.to_string(),
-            })
+    let secs = state.config.http.body_timeout_secs;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let mut body = bytes::BytesMut::new();
+    loop {
+        let next = tokio::time::timeout_at(deadline, payload.next())
+            .await
+            .map_err(|_| DecodeError::Timeout { secs })?;
+        let Some(chunk) = next else { break };
+        let chunk = chunk.map_err(|e| DecodeError::Protobuf {
+            message: "request body",
+            error: e.to_string(),
         })?;
         if body.len() + chunk.len() > limit {
-            return Err(too_large());
+            return Err(too_large().into());
         }
-        if declared.is_none() {
-            admission
-                .grow(charge, chunk.len())
-                .map_err(BodyError::Admission)?;
-        }
+        admission.grow(charge, chunk.len())?;
         body.extend_from_slice(&chunk);
     }
-    let charged = declared.unwrap_or(body.len());
-    let body = decode::decompress(header(req, "content-encoding"), body.freeze(), limit)
-        .map_err(BodyError::Decode)?;
-    // Top up to the full charge for the decompressed body and what decoding makes of it.
-    let full = body.len() * BYTES_PER_BODY_BYTE;
-    admission
-        .grow(charge, full.saturating_sub(charged))
-        .map_err(BodyError::Admission)?;
+    let received = body.len();
+    let body = decode::decompress(header(req, "content-encoding"), body.freeze(), limit)?;
+    if body.len() != received {
+        // Inflated: the compressed bytes are gone, the inflated ones are held.
+        admission.grow(charge, body.len())?;
+    }
     Ok(body)
 }
 
 /// One OTLP/HTTP export: the shared path of the three signals.
-async fn export<Req>(
+async fn export<R: ExportRequest>(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
-    signal: Signal,
-    convert: fn(&IngestService, Req) -> Converted,
     respond: fn(Outcome) -> Vec<u8>,
     respond_json: fn(Outcome) -> serde_json::Value,
-) -> HttpResponse
-where
-    Req: prost::Message + Default + serde::de::DeserializeOwned,
-{
+) -> HttpResponse {
     let ingest = &state.ingest;
-    let refuse = |e: DecodeError, format: Option<Format>| {
-        ingest.count_refused_request(signal, e.reason());
-        otlp_error(&e, format)
-    };
     let format = match Format::from_content_type(header(&req, "content-type")) {
         Ok(f) => f,
-        Err(e) => return refuse(e, None),
+        Err(e) => {
+            ingest.count_refused_request(R::SIGNAL, e.reason());
+            return otlp_error(&e, None);
+        }
     };
     let tenant = match state.auth.from_http(&req) {
         Ok(t) => t,
         Err(e) => return otlp_error(&e, Some(format)),
     };
     let mut charge = Admission::empty_charge();
-    let body = match read_body(&req, payload, &state, &mut charge).await {
-        Ok(b) => b,
+    let converted = match read_body(&req, payload, &state, &mut charge).await {
+        Ok(body) => ingest.decode_export::<R>(format, &body, &mut charge),
+        Err(e) => Err(e),
+    };
+    let converted = match converted {
+        Ok(c) => c,
         Err(e) => {
-            ingest.count_refused_request(signal, e.reason());
-            return otlp_error(e.as_service_error(), Some(format));
+            ingest.count_refused_request(R::SIGNAL, e.reason());
+            return otlp_error(&e, Some(format));
         }
     };
-    let message: Req = match decode::decode_otlp(format, &body) {
-        Ok(m) => m,
-        Err(e) => return refuse(e, Some(format)),
-    };
-    let converted = convert(ingest, message);
-    match ingest.ingest(tenant, signal, converted).await {
+    match ingest.ingest(tenant, R::SIGNAL, converted).await {
         Ok(outcome) => match format {
             Format::Protobuf => HttpResponse::Ok()
                 .content_type(format.content_type())
@@ -194,8 +159,6 @@ pub async fn traces(
         req,
         payload,
         state,
-        Signal::Spans,
-        |_, m| otlp::spans(m),
         |o| prost::Message::encode_to_vec(&trace_response(o)),
         |o| partial_json(&o, "rejectedSpans"),
     )
@@ -211,8 +174,6 @@ pub async fn logs(
         req,
         payload,
         state,
-        Signal::Logs,
-        |ingest, m| otlp::logs(m, ingest.extractor()),
         |o| prost::Message::encode_to_vec(&logs_response(o)),
         |o| partial_json(&o, "rejectedLogRecords"),
     )
@@ -228,8 +189,6 @@ pub async fn metrics(
         req,
         payload,
         state,
-        Signal::Metrics,
-        |_, m| otlp::metrics(m),
         |o| prost::Message::encode_to_vec(&metrics_response(o)),
         |o| partial_json(&o, "rejectedDataPoints"),
     )
@@ -248,11 +207,19 @@ pub async fn json_lines(
         Err(e) => return super::errors::json_service_error(&e),
     };
     let mut charge = Admission::empty_charge();
-    let body = match read_body(&req, payload, &state, &mut charge).await {
+    let body = match read_body(&req, payload, &state, &mut charge)
+        .await
+        .and_then(|b| {
+            if b.iter().all(u8::is_ascii_whitespace) {
+                return Err(DecodeError::Empty.into());
+            }
+            ingest.admission().grow(&mut charge, cost::json_lines(&b))?;
+            Ok(b)
+        }) {
         Ok(b) => b,
         Err(e) => {
             ingest.count_refused_request(Signal::Logs, e.reason());
-            return super::errors::json_service_error(e.as_service_error());
+            return super::errors::json_service_error(&e);
         }
     };
     let converted = jsonlines::parse(&body, ingest.extractor(), crate::now_ns());

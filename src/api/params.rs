@@ -1,12 +1,14 @@
 //! Query-string parameters of the read API: each endpoint names the parameters it knows, an
 //! unknown one is an error that names it, and every value error names its parameter.
 
-use super::query::parse_time_param;
+use crate::model::time::{parse_duration_param, parse_time_param};
 use actix_web::web;
 use std::collections::BTreeMap;
 
 pub struct Params {
     values: BTreeMap<String, String>,
+    /// Parameters that may be given more than once, every value in order.
+    repeated: BTreeMap<String, Vec<String>>,
 }
 
 /// The widest window a query may ask for, and the most steps it may return per series.
@@ -15,22 +17,41 @@ const DEFAULT_RANGE_NS: u64 = 3600 * 1_000_000_000;
 
 impl Params {
     pub fn parse(query_string: &str, allowed: &[&str]) -> Result<Params, String> {
+        Params::parse_repeating(query_string, allowed, &[])
+    }
+
+    /// `parse`, with the parameters in `repeatable` allowed more than once (read with `all`).
+    pub fn parse_repeating(
+        query_string: &str,
+        allowed: &[&str],
+        repeatable: &[&str],
+    ) -> Result<Params, String> {
         let pairs = web::Query::<Vec<(String, String)>>::from_query(query_string)
             .map_err(|e| format!("query string: {e}"))?
             .into_inner();
         let mut values = BTreeMap::new();
+        let mut repeated: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (k, v) in pairs {
+            if repeatable.contains(&k.as_str()) {
+                repeated.entry(k).or_default().push(v);
+                continue;
+            }
             if !allowed.contains(&k.as_str()) {
                 return Err(format!(
                     "unknown parameter {k:?}; this endpoint takes {}",
-                    allowed.join(", ")
+                    [allowed, repeatable].concat().join(", ")
                 ));
             }
             if values.insert(k.clone(), v).is_some() {
                 return Err(format!("parameter {k:?} is given twice"));
             }
         }
-        Ok(Params { values })
+        Ok(Params { values, repeated })
+    }
+
+    /// Every value of a repeatable parameter, in the order given.
+    pub fn all(&self, name: &str) -> &[String] {
+        self.repeated.get(name).map_or(&[], Vec::as_slice)
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -70,11 +91,11 @@ impl Params {
         Ok((start, end))
     }
 
-    /// `step` as a duration (`15s`, `1m`, `500ms`, or seconds); by default the window in about
+    /// `step` as a duration (`model::time`); by default the window in about
     /// 240 steps, never finer than a second. At most `MAX_STEPS` steps.
     pub fn step(&self, start: u64, end: u64) -> Result<u64, String> {
         let step = match self.get("step") {
-            Some(v) => parse_duration("step", v)?,
+            Some(v) => parse_duration_param("step", v)?,
             None => ((end - start) / 240).max(1_000_000_000),
         };
         if step == 0 {
@@ -102,31 +123,6 @@ impl Params {
     }
 }
 
-/// `500ms`, `15s`, `5m`, `2h`, `1d`, or a plain number of seconds.
-pub fn parse_duration(name: &str, v: &str) -> Result<u64, String> {
-    let v = v.trim();
-    let split = v
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(v.len());
-    let (num, unit) = v.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{name}: {v:?} is not a duration like 15s or 5m"))?;
-    let ns_per = match unit {
-        "ms" => 1e6,
-        "" | "s" => 1e9,
-        "m" => 60e9,
-        "h" => 3600e9,
-        "d" => 86_400e9,
-        _ => return Err(format!("{name}: unit {unit:?} is not ms, s, m, h or d")),
-    };
-    let ns = n * ns_per;
-    if !ns.is_finite() || ns >= u64::MAX as f64 {
-        return Err(format!("{name}: {v:?} is too long"));
-    }
-    Ok(ns as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,9 +143,6 @@ mod tests {
             .step(0, 3600 * 1_000_000_000)
             .unwrap_err()
             .contains("11000"));
-        assert_eq!(parse_duration("d", "1.5m").unwrap(), 90_000_000_000);
-        assert!(parse_duration("d", "5y").unwrap_err().contains("unit"));
-        assert!(parse_duration("d", "fast").is_err());
         let p = Params::parse("limit=ten", &["limit"]).unwrap();
         assert!(p.number::<usize>("limit").unwrap_err().contains("limit"));
     }

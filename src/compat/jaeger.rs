@@ -15,10 +15,11 @@
 //! process whose tags are the resource attributes but `service.name`.
 
 use super::params::Form;
+use super::tempo::{span_names, Names};
 use super::tempo::{trace_spans, TempoError};
 use crate::api::AppState;
-use crate::index::{Distinct, Filter, Pick};
-use crate::model::{AttrValue, KeyValue, Signal, Span, SpanId, TenantId};
+use crate::index::{Filter, Pick};
+use crate::model::{AttrValue, KeyValue, Span, SpanId, TenantId};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use serde_json::Value;
@@ -334,12 +335,7 @@ pub async fn services(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     let store = state.store.clone();
     answer(move || {
         let w = window(&form, u64::MAX)?;
-        let s = store.distinct(
-            Signal::Spans,
-            &tenant,
-            &span_filter(w, vec![]),
-            Distinct::Service,
-        )?;
+        let s = span_names(&store, &tenant, Names::Services, w)?;
         let n = s.len();
         Ok((s, n))
     })
@@ -360,12 +356,7 @@ pub async fn service_operations(
     let store = state.store.clone();
     answer(move || {
         let w = window(&form, u64::MAX)?;
-        let ops = store.distinct(
-            Signal::Spans,
-            &tenant,
-            &span_filter(w, vec![service]),
-            Distinct::Name,
-        )?;
+        let ops = span_names(&store, &tenant, Names::Operations(service), w)?;
         let n = ops.len();
         Ok((ops, n))
     })
@@ -392,8 +383,8 @@ pub async fn operations(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
     let store = state.store.clone();
     answer(move || {
         let w = window(&form, u64::MAX)?;
-        let f = span_filter(w, vec![service]);
-        let names = store.distinct(Signal::Spans, &tenant, &f, Distinct::Name)?;
+        let f = span_filter(w, vec![service.clone()]);
+        let names = span_names(&store, &tenant, Names::Operations(service), w)?;
         let kinded = names.len() <= MAX_KINDED_OPERATIONS;
         let mut ops = Vec::new();
         for name in names {

@@ -21,6 +21,7 @@ use crate::api::AppState;
 use crate::ingest::decode::DecodeError;
 use crate::ingest::jsonlines::severity_number;
 use crate::ingest::otlp::Converted;
+use crate::ingest::request::RequestError;
 use crate::ingest::traceids::Extractor;
 use crate::ingest::IngestError;
 use crate::model::{AttrValue, KeyValue, LogRecord, Record, Scope, Signal, SpanId, TraceId};
@@ -85,10 +86,10 @@ pub struct JsonStream {
 }
 
 /// One entry of one stream, whichever encoding it came in.
-struct Entry {
+pub struct Entry {
     time_ns: Result<u64, String>,
-    line: String,
-    metadata: Vec<(String, String)>,
+    pub line: String,
+    pub metadata: Vec<(String, String)>,
 }
 
 const SERVICE_LABELS: [&str; 6] = [
@@ -240,10 +241,10 @@ fn log_record(
 }
 
 /// One stream of a push: its labels (or why they are invalid) and its entries.
-type Stream = (Result<Vec<(String, String)>, String>, Vec<Entry>);
+pub type Stream = (Result<Vec<(String, String)>, String>, Vec<Entry>);
 
 /// The entries of a push in model terms; every entry is accepted or rejected on its own.
-fn convert(streams: Vec<Stream>, extractor: &Extractor, now_ns: u64) -> Converted {
+pub fn convert(streams: Vec<Stream>, extractor: &Extractor, now_ns: u64) -> Converted {
     let mut out = Converted::default();
     for (si, (labels, entries)) in streams.into_iter().enumerate() {
         let labels = match labels {
@@ -272,7 +273,12 @@ pub fn decode(
     extractor: &Extractor,
     now_ns: u64,
 ) -> Result<Converted, DecodeError> {
-    let streams = if content_type.contains("json") {
+    Ok(convert(parse(content_type, body)?, extractor, now_ns))
+}
+
+/// A push body's streams, JSON or protobuf by its content type.
+pub fn parse(content_type: &str, body: &[u8]) -> Result<Vec<Stream>, DecodeError> {
+    Ok(if content_type.contains("json") {
         let push: JsonPush = serde_json::from_slice(body).map_err(|e| DecodeError::Json {
             message: "a Loki push request",
             error: e.to_string(),
@@ -321,8 +327,7 @@ pub fn decode(
                 (labels, entries)
             })
             .collect()
-    };
-    Ok(convert(streams, extractor, now_ns))
+    })
 }
 
 /// `POST /loki/api/v1/push`.
@@ -349,13 +354,32 @@ pub async fn push(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let converted = match decode(&content_type, &body, ingest.extractor(), crate::now_ns()) {
-        Ok(c) => c,
+    let streams = (|| {
+        let decoded = if protobuf {
+            crate::ingest::cost::decoded_size(super::cost::LokiPush::Request, &body).map_err(
+                |error| DecodeError::Protobuf {
+                    message: "a Loki PushRequest",
+                    error,
+                },
+            )?
+        } else {
+            crate::ingest::cost::json(&body)
+        };
+        ingest.admission().grow(&mut held, decoded)?;
+        let streams = parse(&content_type, &body)?;
+        ingest
+            .admission()
+            .grow(&mut held, super::cost::loki_conversion(&streams))?;
+        Ok::<_, RequestError>(streams)
+    })();
+    let streams = match streams {
+        Ok(s) => s,
         Err(e) => {
             ingest.count_refused_request(Signal::Logs, e.reason());
             return text_error(&e);
         }
     };
+    let converted = convert(streams, ingest.extractor(), crate::now_ns());
     match ingest.ingest(tenant, Signal::Logs, converted).await {
         Ok(o) if o.rejected == 0 => HttpResponse::NoContent().finish(),
         Ok(o) => text_error(&IngestError::AllRejected(format!(

@@ -19,6 +19,7 @@
 //! `/api/v2/spans`, and the Tempo and Jaeger paths that neither weft nor the other owns.
 //! The README's table lists them all.
 
+pub mod cost;
 pub mod jaeger;
 pub mod logql;
 pub mod loki;
@@ -33,10 +34,11 @@ pub mod tempo;
 pub mod traceql;
 pub mod zipkin;
 
-use crate::api::otlp_http::{header, read_body, BodyError};
+use crate::api::otlp_http::{header, read_body};
 use crate::api::{AppState, Routes};
 use crate::error::ServiceError;
-use crate::ingest::admission::{Admission, Charge, BYTES_PER_BODY_BYTE};
+use crate::ingest::admission::{Admission, Charge};
+use crate::ingest::request::RequestError;
 use crate::model::Signal;
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -97,26 +99,26 @@ pub(crate) async fn body(
     charge: &mut Charge,
     snappy_always: bool,
 ) -> Result<bytes::Bytes, HttpResponse> {
-    let refuse = |e: &BodyError| {
+    let refuse = |e: RequestError| {
         state.ingest.count_refused_request(signal, e.reason());
-        text_error(e.as_service_error())
+        text_error(&e)
     };
     let body = read_body(req, payload, state, charge)
         .await
-        .map_err(|e| refuse(&e))?;
+        .map_err(refuse)?;
     let encoded =
         header(req, "content-encoding").is_some_and(|e| e.trim().eq_ignore_ascii_case("snappy"));
     if !snappy_always || encoded {
         return Ok(body);
     }
     let limit = state.config.http.max_body_bytes;
-    let inflated =
-        crate::ingest::decode::snappy(&body, limit).map_err(|e| refuse(&BodyError::Decode(e)))?;
-    state
-        .ingest
-        .admission()
-        .grow(charge, inflated.len() * BYTES_PER_BODY_BYTE)
-        .map_err(|e| refuse(&BodyError::Admission(e)))?;
+    let inflated = (|| {
+        let len = crate::ingest::decode::snappy_len(&body, limit)?;
+        // The compressed bytes stay held until the inflated ones replace them.
+        state.ingest.admission().grow(charge, len)?;
+        Ok::<_, RequestError>(crate::ingest::decode::snappy(&body, limit)?)
+    })()
+    .map_err(refuse)?;
     Ok(inflated.into())
 }
 

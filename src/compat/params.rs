@@ -54,11 +54,7 @@ impl Form {
     /// magnitude), or `now-15m`.
     pub fn time_ns(&self, name: &str) -> Result<Option<u64>, String> {
         self.get(name)
-            .map(|v| match v.parse::<f64>() {
-                // The epoch itself, which weft's own parser refuses as a record time.
-                Ok(0.0) => Ok(0),
-                _ => crate::api::query::parse_time_param(name, v, crate::now_ns()),
-            })
+            .map(|v| crate::model::time::parse_time_param(name, v, crate::now_ns()))
             .transpose()
     }
 
@@ -89,44 +85,28 @@ fn decode(text: &str) -> Result<Vec<(String, String)>, String> {
         .map_err(|e| format!("query string: {e}"))
 }
 
-/// A duration in nanoseconds: a sequence of number-unit pairs (`1h30m`, `1.5s`, `250ms`;
-/// units y w d h m s ms us µs ns), or a plain number of seconds.
+/// A duration in nanoseconds as weft reads one (`model::time`: `250ms`, `1.5s`, a number of
+/// seconds), or several added up as Prometheus and Go write them (`1h30m`, `1m30s`).
 pub fn duration_ns(v: &str) -> Option<u64> {
     let v = v.trim();
-    if let Ok(secs) = v.parse::<f64>() {
-        return (0.0..1e10).contains(&secs).then_some((secs * 1e9) as u64);
+    if let Some(ns) = crate::model::time::parse_duration(v) {
+        return Some(ns);
     }
+    let mut total: u64 = 0;
     let mut rest = v;
-    let mut total: f64 = 0.0;
-    if rest.is_empty() {
-        return None;
-    }
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        if num_end == 0 {
+        let unit_start = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let unit_len = rest[unit_start..]
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len() - unit_start);
+        let (part, tail) = rest.split_at(unit_start + unit_len);
+        if unit_start == 0 || unit_len == 0 {
             return None;
         }
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let per: f64 = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            "d" => 86_400e9,
-            "w" => 7.0 * 86_400e9,
-            "y" => 365.0 * 86_400e9,
-            _ => return None,
-        };
-        total += n * per;
-        rest = &rest[unit_end..];
+        total = total.checked_add(crate::model::time::parse_duration(part)?)?;
+        rest = tail;
     }
-    (total.is_finite() && total < u64::MAX as f64).then_some(total as u64)
+    (!v.is_empty()).then_some(total)
 }
 
 #[cfg(test)]
@@ -140,7 +120,8 @@ mod tests {
         assert_eq!(duration_ns("15"), Some(15_000_000_000));
         assert_eq!(duration_ns("0.5"), Some(500_000_000));
         assert_eq!(duration_ns("1.5s"), Some(1_500_000_000));
-        for bad in ["", "5x", "m5", "-1", "1e400"] {
+        assert_eq!(duration_ns("1m30s"), Some(90_000_000_000));
+        for bad in ["", "5x", "m5", "-1", "1e400", "1h5"] {
             assert_eq!(duration_ns(bad), None, "{bad}");
         }
         let f = Form::parse(

@@ -30,6 +30,7 @@ use super::{body, charge, text_error};
 use crate::api::AppState;
 use crate::ingest::decode::DecodeError;
 use crate::ingest::otlp::Converted;
+use crate::ingest::request::RequestError;
 use crate::ingest::IngestError;
 use crate::model::{
     AttrValue, Exemplar, KeyValue, MetricPoint, MetricValue, Record, Scope, Signal, SpanId,
@@ -458,14 +459,26 @@ pub async fn write(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let decoded: WriteRequest = match prost::Message::decode(&body[..]) {
-        Ok(m) => m,
+    let malformed = |error: String| DecodeError::Protobuf {
+        message: "WriteRequest",
+        error,
+    };
+    let decoded = (|| {
+        let size = crate::ingest::cost::decoded_size(super::cost::RemoteWrite::Request, &body)
+            .map_err(malformed)?;
+        ingest.admission().grow(&mut held, size)?;
+        let decoded: WriteRequest =
+            prost::Message::decode(&body[..]).map_err(|e| malformed(e.to_string()))?;
+        ingest
+            .admission()
+            .grow(&mut held, super::cost::remote_write_conversion(&decoded))?;
+        Ok::<_, RequestError>(decoded)
+    })();
+    let decoded = match decoded {
+        Ok(d) => d,
         Err(e) => {
-            ingest.count_refused_request(Signal::Metrics, "malformed");
-            return text_error(&DecodeError::Protobuf {
-                message: "WriteRequest",
-                error: e.to_string(),
-            });
+            ingest.count_refused_request(Signal::Metrics, e.reason());
+            return text_error(&e);
         }
     };
     match ingest

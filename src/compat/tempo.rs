@@ -9,22 +9,21 @@
 //! `TracesData`); v2 is `{"trace": {"resourceSpans": […]}, "status": "COMPLETE"}` and
 //! `tempopb.TraceByIDResponse`.
 //!
-//! Tag names and values other than services and span names come from the newest
-//! `TAG_SCAN_SPANS` spans of the window (an hour by default), as Tempo's own come from recent
-//! blocks; services and span names are complete.
+//! Tag names come from the newest spans of the window (an hour by default; trace search's
+//! sample of attribute keys), as Tempo's own come from recent blocks; tag values, services
+//! and span names from the term dictionaries, each checked against the tenant and window.
 
 use super::otlp_out::resource_spans;
 use super::params::Form;
 use crate::api::AppState;
-use crate::index::{Distinct, Filter, IndexError, Pick, Store};
-use crate::model::{AttrValue, Span, TenantId, TraceId};
+use crate::correlate::trace_search::{self, AttributeScope, ListQuery};
+use crate::index::{Filter, IndexError, Store};
+use crate::model::{Span, TenantId, TraceId};
 use actix_web::{web, HttpRequest, HttpResponse};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, TracesData};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-/// Spans read to list tag names and values.
-pub const TAG_SCAN_SPANS: usize = 5_000;
 /// The Tempo version weft answers as: Grafana picks its API by it.
 pub const COMPATIBLE_VERSION: &str = "2.6.0";
 const HOUR_NS: u64 = 3_600_000_000_000;
@@ -112,6 +111,40 @@ pub(crate) fn request(
     let form = Form::parse(req.query_string(), None, &[])
         .map_err(|e| error_response(TempoError::Bad(e)))?;
     Ok((tenant, form))
+}
+
+/// The most services or span names one list returns.
+pub const MAX_NAMES: usize = 10_000;
+
+/// Which names of spans a list asks for.
+pub enum Names {
+    Services,
+    /// Span names of one service.
+    Operations(String),
+    AllOperations,
+}
+
+/// Services or span names of the tenant's spans in the window (trace search's lists: every
+/// value checked against the tenant and window, at most `MAX_NAMES`).
+pub fn span_names(
+    store: &Store,
+    tenant: &TenantId,
+    names: Names,
+    (start_ns, end_ns): (u64, u64),
+) -> Result<Vec<String>, TempoError> {
+    let q = |service| ListQuery {
+        service,
+        start_ns,
+        end_ns,
+        prefix: String::new(),
+        limit: MAX_NAMES,
+    };
+    let list = match names {
+        Names::Services => trace_search::services(store, tenant, &q(None))?,
+        Names::Operations(s) => trace_search::operations(store, tenant, &q(Some(s)))?,
+        Names::AllOperations => trace_search::operations(store, tenant, &q(None))?,
+    };
+    Ok(list.values)
 }
 
 /// The spans of one trace, or `NotFound`.
@@ -219,48 +252,27 @@ fn window(form: &Form) -> Result<(u64, u64), TempoError> {
     Ok((start, end))
 }
 
-/// Tag names and typed values seen on the newest spans, by scope.
-#[derive(Default)]
-struct Seen {
-    span: BTreeMap<String, BTreeSet<(&'static str, String)>>,
-    resource: BTreeMap<String, BTreeSet<(&'static str, String)>>,
-}
-
-fn typed(v: &AttrValue) -> (&'static str, String) {
-    match v {
-        AttrValue::Int(i) => ("int", i.to_string()),
-        AttrValue::Double(d) => ("float", d.to_string()),
-        AttrValue::Bool(b) => ("bool", b.to_string()),
-        other => ("string", other.to_text()),
-    }
-}
-
-fn seen(
+/// Attribute names of the newest spans of the window, by scope (trace search's sample).
+fn tag_names(
     store: &Store,
     tenant: &TenantId,
     (start_ns, end_ns): (u64, u64),
-) -> Result<Seen, TempoError> {
-    let f = Filter {
+) -> Result<(Vec<String>, Vec<String>), TempoError> {
+    let q = ListQuery {
+        service: None,
         start_ns,
         end_ns,
-        ..Filter::default()
+        prefix: String::new(),
+        limit: MAX_NAMES,
     };
-    let mut out = Seen::default();
-    for s in store.select_spans(tenant, &f, Pick::Newest, TAG_SCAN_SPANS)? {
-        for kv in &s.attributes {
-            out.span
-                .entry(kv.key.clone())
-                .or_default()
-                .insert(typed(&kv.value));
-        }
-        for kv in &s.resource {
-            out.resource
-                .entry(kv.key.clone())
-                .or_default()
-                .insert(typed(&kv.value));
-        }
+    let (mut span, mut resource) = (BTreeSet::new(), BTreeSet::new());
+    for k in trace_search::attribute_keys(store, tenant, &q)?.keys {
+        match k.scope {
+            AttributeScope::Span => span.insert(k.key),
+            AttributeScope::Resource => resource.insert(k.key),
+        };
     }
-    Ok(out)
+    Ok((span.into_iter().collect(), resource.into_iter().collect()))
 }
 
 #[derive(Serialize)]
@@ -288,8 +300,8 @@ pub async fn tags(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     };
     let store = state.store.clone();
     let found = blocking(move || {
-        let s = seen(&store, &tenant, window(&form)?)?;
-        let names: BTreeSet<String> = s.span.into_keys().chain(s.resource.into_keys()).collect();
+        let (span, resource) = tag_names(&store, &tenant, window(&form)?)?;
+        let names: BTreeSet<String> = span.into_iter().chain(resource).collect();
         Ok(TagNames {
             tag_names: names.into_iter().collect(),
         })
@@ -315,19 +327,19 @@ pub async fn tags_v2(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
     }
     let store = state.store.clone();
     let found = blocking(move || {
-        let s = seen(&store, &tenant, window(&form)?)?;
+        let (span, resource) = tag_names(&store, &tenant, window(&form)?)?;
         let mut scopes = Vec::new();
         let want = |n: &str| scope == "all" || scope == n;
         if want("resource") {
             scopes.push(Scope {
                 name: "resource",
-                tags: s.resource.into_keys().collect(),
+                tags: resource,
             });
         }
         if want("span") {
             scopes.push(Scope {
                 name: "span",
-                tags: s.span.into_keys().collect(),
+                tags: span,
             });
         }
         if want("intrinsic") {
@@ -374,11 +386,6 @@ fn values_of(
     tag: &str,
     w: (u64, u64),
 ) -> Result<Vec<(&'static str, String)>, TempoError> {
-    let f = Filter {
-        start_ns: w.0,
-        end_ns: w.1,
-        ..Filter::default()
-    };
     let strings = |v: Vec<String>| v.into_iter().map(|s| ("string", s)).collect::<Vec<_>>();
     let keywords = |v: &[&str]| {
         v.iter()
@@ -387,11 +394,9 @@ fn values_of(
     };
     Ok(match parse_tag(tag) {
         Tag::Resource(k) | Tag::Any(k) if k == "service.name" => {
-            strings(store.distinct(crate::model::Signal::Spans, tenant, &f, Distinct::Service)?)
+            strings(span_names(store, tenant, Names::Services, w)?)
         }
-        Tag::Intrinsic("name") => {
-            strings(store.distinct(crate::model::Signal::Spans, tenant, &f, Distinct::Name)?)
-        }
+        Tag::Intrinsic("name") => strings(span_names(store, tenant, Names::AllOperations, w)?),
         Tag::Intrinsic("status") => keywords(&["error", "ok", "unset"]),
         Tag::Intrinsic("kind") => keywords(&[
             "client",
@@ -402,19 +407,30 @@ fn values_of(
             "unspecified",
         ]),
         Tag::Intrinsic(_) => Vec::new(),
-        tag => {
-            let s = seen(store, tenant, w)?;
-            let empty = BTreeSet::new();
-            let (span, resource) = match &tag {
-                Tag::Span(k) => (s.span.get(k).unwrap_or(&empty), &empty),
-                Tag::Resource(k) => (&empty, s.resource.get(k).unwrap_or(&empty)),
-                Tag::Any(k) => (
-                    s.span.get(k).unwrap_or(&empty),
-                    s.resource.get(k).unwrap_or(&empty),
-                ),
-                Tag::Intrinsic(_) => unreachable!("handled above"),
+        Tag::Span(k) | Tag::Resource(k) | Tag::Any(k) => {
+            let f = Filter {
+                start_ns: w.0,
+                end_ns: w.1,
+                ..Filter::default()
             };
-            span.union(resource).cloned().collect()
+            store
+                .span_attribute_values(
+                    tenant,
+                    &k,
+                    &f,
+                    "",
+                    MAX_NAMES,
+                    trace_search::MAX_TERMS_SCANNED,
+                )?
+                .values
+                .into_iter()
+                .map(|v| match v {
+                    serde_json::Value::String(s) => ("string", s),
+                    serde_json::Value::Bool(b) => ("bool", b.to_string()),
+                    serde_json::Value::Number(n) if n.is_f64() => ("float", n.to_string()),
+                    other => ("int", other.to_string()),
+                })
+                .collect()
         }
     })
 }

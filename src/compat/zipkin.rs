@@ -21,6 +21,7 @@ use super::{body, charge, text_error};
 use crate::api::AppState;
 use crate::ingest::decode::DecodeError;
 use crate::ingest::otlp::Converted;
+use crate::ingest::request::RequestError;
 use crate::ingest::IngestError;
 use crate::model::{AttrValue, KeyValue, Record, Scope, Signal, Span, SpanEvent, SpanId, TraceId};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -333,7 +334,24 @@ pub async fn spans(
         Err(r) => return r,
     };
     let content_type = crate::api::otlp_http::header(&req, "content-type");
-    let decoded = match decode(content_type, &body) {
+    let admission = state.ingest.admission();
+    let decoded = (|| {
+        let size = if content_type.is_some_and(|c| c.contains("protobuf")) {
+            crate::ingest::cost::decoded_size(super::cost::Zipkin::List, &body).map_err(
+                |error| DecodeError::Protobuf {
+                    message: "zipkin ListOfSpans",
+                    error,
+                },
+            )?
+        } else {
+            crate::ingest::cost::json(&body)
+        };
+        admission.grow(&mut held, size)?;
+        let spans = decode(content_type, &body)?;
+        admission.grow(&mut held, super::cost::zipkin_conversion(&spans))?;
+        Ok::<_, RequestError>(spans)
+    })();
+    let decoded = match decoded {
         Ok(s) => s,
         Err(e) => {
             state

@@ -42,7 +42,7 @@ pub fn query_within(
         .into_iter()
         .filter(|p| selector.matches(&series::labels_of(p)))
         .collect();
-    Ok((series::evaluate(&points, spec), count))
+    Ok((series::evaluate(&points, spec)?, count))
 }
 
 /// An anomaly in one evaluated series, in time (and as incidents keep it on disk).

@@ -12,5 +12,6 @@ pub mod spike;
 pub mod stats;
 pub mod templates;
 pub mod timeline;
+pub mod trace_search;
 pub mod trace_tree;
 pub mod watch;

@@ -2,6 +2,7 @@
 //! and turning stored points into one value per step — gauges as values, counters as
 //! per-second rates, histograms as quantiles — with the exemplars that point at traces.
 
+use crate::index::IndexError;
 use crate::model::{Exemplar, MetricPoint, MetricValue, Temporality};
 use std::collections::BTreeMap;
 
@@ -114,12 +115,16 @@ impl Selector {
     }
 }
 
+/// The compiled size a user's label regex may take (the regex crate's default is 10 MiB).
+pub const USER_REGEX_BYTES: usize = 256 * 1024;
+
 fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-' | '/')
 }
 
 /// Parses `name`, `name{}` or `name{k="v", k2!="v", k3=~"re", k4!~"re"}`.
 pub fn parse_selector(text: &str) -> Result<Selector, String> {
+    crate::model::query_text::check("query", text).map_err(|e| e.to_string())?;
     let text = text.trim();
     let name_end = text.find(|c: char| !is_name_char(c)).unwrap_or(text.len());
     let name = &text[..name_end];
@@ -159,7 +164,10 @@ pub fn parse_selector(text: &str) -> Result<Selector, String> {
                 .ok_or_else(|| format!("query: the value of {label:?} must be in double quotes"))?;
             let regex = match op {
                 MatchOp::Re | MatchOp::NotRe => Some(
-                    regex::Regex::new(&format!("^(?:{value})$"))
+                    regex::RegexBuilder::new(&format!("^(?:{value})$"))
+                        // A user's regex compiles into at most this much memory.
+                        .size_limit(USER_REGEX_BYTES)
+                        .build()
                         .map_err(|e| format!("query: regex for {label:?}: {e}"))?,
                 ),
                 _ => None,
@@ -454,25 +462,40 @@ impl StepAcc {
     }
 }
 
-/// Evaluates stored points (any order) of the series the selector chose.
-pub fn evaluate(points: &[MetricPoint], spec: &Spec) -> Vec<Series> {
+/// Series × steps one query may evaluate. The work and the answer grow with it even where
+/// steps are empty (anomaly detection walks every step), so it is checked before any.
+pub const MAX_SERIES_STEPS: usize = 5_000_000;
+
+/// Evaluates stored points (any order) of the series the selector chose. Steps are kept
+/// sparse (memory follows the points, not the steps); more than `MAX_SERIES_STEPS` series ×
+/// steps is refused before any work.
+pub fn evaluate(points: &[MetricPoint], spec: &Spec) -> Result<Vec<Series>, IndexError> {
     let mut raw: BTreeMap<Labels, Vec<&MetricPoint>> = BTreeMap::new();
     for p in points {
         raw.entry(labels_of(p)).or_default().push(p);
     }
+    let cells = raw.len().saturating_mul(spec.steps());
+    if cells > MAX_SERIES_STEPS {
+        return Err(IndexError::TooCostly(format!(
+            "{} series × {} steps = {cells} is over the limit of {MAX_SERIES_STEPS}; use a \
+             larger step, a shorter window, a narrower selector or fewer `by` labels",
+            raw.len(),
+            spec.steps()
+        )));
+    }
     struct Out {
         unit: String,
-        steps: Vec<StepAcc>,
+        steps: BTreeMap<usize, StepAcc>,
         exemplars: Vec<Exemplar>,
     }
     let mut grouped: BTreeMap<Labels, Out> = BTreeMap::new();
     let name = points.first().map(|p| p.name.clone()).unwrap_or_default();
     for (labels, mut pts) in raw {
         pts.sort_by_key(|p| p.time_ns);
-        let mut steps = vec![StepAcc::default(); spec.steps()];
+        let mut steps: BTreeMap<usize, StepAcc> = BTreeMap::new();
         for (t, c) in contributions(&pts) {
             let Some(i) = spec.step_of(t) else { continue };
-            let s = &mut steps[i];
+            let s = steps.entry(i).or_default();
             match c {
                 Contribution::Gauge(v) => s.gauge = Some(v),
                 Contribution::Level(v) => s.level = Some(v),
@@ -493,11 +516,11 @@ pub fn evaluate(points: &[MetricPoint], spec: &Spec) -> Vec<Series> {
         };
         let out = grouped.entry(key).or_insert_with(|| Out {
             unit: pts[0].unit.clone(),
-            steps: vec![StepAcc::default(); spec.steps()],
+            steps: BTreeMap::new(),
             exemplars: Vec::new(),
         });
-        for (acc, s) in out.steps.iter_mut().zip(&steps) {
-            acc.merge(s);
+        for (i, s) in &steps {
+            out.steps.entry(*i).or_default().merge(s);
         }
         out.exemplars.extend(
             pts.iter()
@@ -519,8 +542,7 @@ pub fn evaluate(points: &[MetricPoint], spec: &Spec) -> Vec<Series> {
             let points: Vec<(u64, f64)> = out
                 .steps
                 .iter()
-                .enumerate()
-                .filter_map(|(i, s)| f(s).map(|v| (at(i), v)))
+                .filter_map(|(i, s)| f(s).map(|v| (at(*i), v)))
                 .collect();
             (!points.is_empty()).then(|| Series {
                 name: name.clone(),
@@ -536,7 +558,7 @@ pub fn evaluate(points: &[MetricPoint], spec: &Spec) -> Vec<Series> {
         series.extend(single("value", &|s| s.level));
         let has_distribution = out
             .steps
-            .iter()
+            .values()
             .any(|s| s.buckets.is_some() || s.quantiles.is_some());
         if has_distribution {
             for &q in &spec.quantiles {
@@ -555,7 +577,7 @@ pub fn evaluate(points: &[MetricPoint], spec: &Spec) -> Vec<Series> {
             }
         }
     }
-    series
+    Ok(series)
 }
 
 #[cfg(test)]
@@ -656,7 +678,7 @@ mod tests {
         .iter()
         .map(|&(t, v)| point(t * S, counter(v), "/"))
         .collect();
-        let out = evaluate(&pts, &spec(None));
+        let out = evaluate(&pts, &spec(None)).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].kind, "rate");
         assert_eq!(
@@ -677,10 +699,10 @@ mod tests {
             point(109 * S, MetricValue::Gauge(3.0), "/a"),
             point(105 * S, MetricValue::Gauge(10.0), "/b"),
         ];
-        let apart = evaluate(&pts, &spec(None));
+        let apart = evaluate(&pts, &spec(None)).unwrap();
         assert_eq!(apart.len(), 2);
         assert_eq!(apart[0].points, vec![(100 * S, 3.0)]);
-        let summed = evaluate(&pts, &spec(Some(vec![SERVICE_LABEL.into()])));
+        let summed = evaluate(&pts, &spec(Some(vec![SERVICE_LABEL.into()]))).unwrap();
         assert_eq!(summed.len(), 1);
         assert_eq!(summed[0].labels.len(), 1);
         assert_eq!(summed[0].points, vec![(100 * S, 13.0)]);
@@ -711,7 +733,7 @@ mod tests {
             point(101 * S, delta(vec![5, 40, 5]), "/"),
             point(102 * S, delta(vec![5, 40, 5]), "/"),
         ];
-        let out = evaluate(&pts, &spec(None));
+        let out = evaluate(&pts, &spec(None)).unwrap();
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].labels["quantile"], "0.5");
         assert_eq!(out[0].points, vec![(100 * S, 55.0)]);
@@ -733,7 +755,7 @@ mod tests {
             temporality: Temporality::Delta,
         };
         let pts = vec![point(101 * S, h.clone(), "/"), point(102 * S, h, "/")];
-        assert_eq!(evaluate(&pts, &spec(None)).len(), 2);
+        assert_eq!(evaluate(&pts, &spec(None)).unwrap().len(), 2);
         let (_, counts) = exponential_buckets(0, u64::MAX, 0, &[1], &[u64::MAX]);
         assert_eq!(counts[0], u64::MAX);
     }

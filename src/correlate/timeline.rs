@@ -17,8 +17,10 @@ const CARRY_NS: u64 = 30_000_000_000;
 /// The longest spans looked at for carried end entries.
 const CARRY_SPANS: usize = 200;
 /// Records read at one time at most, to finish a page at that time (metric points of one
-/// export often share their time to the nanosecond).
-const TIE_CAP: usize = 10_000;
+/// export often share their time to the nanosecond). Pages go through a tie by the cursor's
+/// key, re-reading the tie each page; a tie larger than this is refused rather than paged
+/// short.
+const TIE_CAP: usize = 50_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
@@ -152,6 +154,26 @@ pub struct Page {
     pub entries: Vec<Entry>,
     /// The cursor of the next page, when there may be one.
     pub next: Option<Key>,
+}
+
+/// The time the page of these sources after `after` will end at (`end_ns` when it holds
+/// everything up to the end), without building it: what else is read for the page (live
+/// anomalies) need not look past it.
+pub fn page_end(sources: &[Source], after: Option<&Key>, limit: usize, end_ns: u64) -> u64 {
+    let bound = sources.iter().filter_map(|s| s.complete_before).min();
+    let mut keys: Vec<Key> = sources
+        .iter()
+        .flat_map(|s| &s.entries)
+        .map(Entry::key)
+        .filter(|k| after.is_none_or(|a| k > a))
+        .filter(|k| bound.is_none_or(|b| k.time_ns < b))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    match keys.get(limit.saturating_sub(1)) {
+        Some(k) if keys.len() >= limit => k.time_ns,
+        _ => bound.map_or(end_ns, |b| b.saturating_sub(1).min(end_ns)),
+    }
 }
 
 /// Merges sources into one page after `after`, of at most `limit` entries.
@@ -291,7 +313,15 @@ fn oldest(
         end_ns: last,
         ..window.clone()
     };
-    got.extend(store.select(signal, tenant, &tie, Pick::Oldest, TIE_CAP)?);
+    let tied = store.select(signal, tenant, &tie, Pick::Oldest, TIE_CAP + 1)?;
+    if tied.len() > TIE_CAP {
+        return Err(IndexError::TooCostly(format!(
+            "more than {TIE_CAP} {} share the time {last} ns, too many to page through; \
+             narrow the timeline to fewer services",
+            signal.as_str()
+        )));
+    }
+    got.extend(tied);
     Ok((got, Some(last + 1)))
 }
 

@@ -85,7 +85,6 @@ pub fn build(fields: &Fields, tenant: &TenantId, record: &Record) -> TantivyDocu
     if !res.is_empty() {
         doc.add_object(fields.resource, res);
     }
-    let raw = postcard::to_allocvec(record).expect("model records always encode");
-    doc.add_bytes(fields.raw, &raw);
+    doc.add_bytes(fields.raw, &crate::model::codec::encode_record(record));
     doc
 }

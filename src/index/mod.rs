@@ -15,6 +15,7 @@ mod document;
 mod query;
 mod red;
 mod schema;
+mod search;
 mod select;
 mod writer;
 
@@ -22,7 +23,8 @@ pub use document::build as build_document;
 pub use query::{parse_text_query, LogQuery, TraceRecords};
 pub use red::{RedConfig, RED_DURATION, RED_ERRORS, RED_REQUESTS, RED_SCOPE};
 pub use schema::Fields;
-pub use select::{Distinct, Filter, Pick, SEVERITY_ERROR, STATUS_ERROR};
+pub use search::{Matches, SpanTextField, TermList, TraceShape};
+pub use select::{Filter, Pick, SEVERITY_ERROR, STATUS_ERROR};
 pub use writer::{IndexMsg, Indexer};
 
 use crate::config::IndexConfig;
@@ -45,12 +47,17 @@ pub enum IndexError {
     Query(String),
     #[error("more than {limit} points match; narrow the time range or the selector")]
     TooManyPoints { limit: usize },
+    /// The query would cost more than a bound allows; the message names the bound and how
+    /// to narrow the query.
+    #[error("query too costly: {0}")]
+    TooCostly(String),
 }
 
 impl ServiceError for IndexError {
     fn code(&self) -> ErrorCode {
         match self {
-            IndexError::Query(_) | IndexError::TooManyPoints { .. } => ErrorCode::InvalidArgument,
+            IndexError::Query(_) => ErrorCode::InvalidArgument,
+            IndexError::TooManyPoints { .. } | IndexError::TooCostly(_) => ErrorCode::TooCostly,
             _ => ErrorCode::Internal,
         }
     }

@@ -36,6 +36,7 @@ pub struct LogQuery {
 
 /// A user's log query in tantivy syntax: words are ANDed, the body is the default field.
 pub fn parse_text_query(fields: &Fields, q: &str) -> Result<Box<dyn Query>, IndexError> {
+    crate::model::query_text::check("q", q).map_err(|e| IndexError::Query(e.to_string()))?;
     let mut parser = QueryParser::new(
         fields.schema.clone(),
         vec![fields.body],
@@ -45,6 +46,17 @@ pub fn parse_text_query(fields: &Fields, q: &str) -> Result<Box<dyn Query>, Inde
     parser
         .parse_query(q)
         .map_err(|e| IndexError::Query(format!("q: {e}")))
+}
+
+/// A schema error while running a user's query is the query's fault (`body:*` asks for an
+/// exists-query on a field that has no fast values), not weft's: a 400, not a 500.
+fn user_query_error(e: IndexError) -> IndexError {
+    match e {
+        IndexError::Tantivy(tantivy::TantivyError::SchemaError(m)) => {
+            IndexError::Query(format!("q: {m}"))
+        }
+        other => other,
+    }
 }
 
 impl Store {
@@ -210,7 +222,10 @@ impl Store {
             if out.len() >= q.limit {
                 break;
             }
-            for r in self.fetch(&p, &query, q.limit - out.len(), Order::Desc)? {
+            let found = self
+                .fetch(&p, &query, q.limit - out.len(), Order::Desc)
+                .map_err(user_query_error)?;
+            for r in found {
                 if let Record::Log(l) = r {
                     out.push(l);
                 }

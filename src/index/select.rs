@@ -6,9 +6,10 @@ use super::schema::TIME;
 use super::{IndexError, Store};
 use crate::model::{MetricPoint, Record, Signal, Span, TenantId, TraceId};
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 use tantivy::collector::{DocSetCollector, TopDocs};
-use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
-use tantivy::schema::{IndexRecordOption, Value};
+use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::{DocAddress, Order, TantivyDocument, Term};
 
 /// OTLP status code of a failed span.
@@ -32,18 +33,12 @@ pub struct Filter {
     /// Record attributes equal to these values (as text: `"200"` finds the string and the
     /// number). Narrows what is read; callers still check exact matches themselves.
     pub attrs: Vec<(String, String)>,
-}
-
-/// The most distinct values `Store::distinct` considers.
-pub const MAX_DISTINCT: usize = 50_000;
-
-/// An indexed field whose distinct values can be listed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Distinct {
-    /// The service of a record.
-    Service,
-    /// Span, metric or log event name.
-    Name,
+    /// Record or resource attributes equal to these values, as tracing backends match tags:
+    /// each pair holds in one or the other. Exact, like `attrs`.
+    pub tags: Vec<(String, String)>,
+    /// Span duration in nanoseconds, at least and at most.
+    pub min_duration_ns: Option<u64>,
+    pub max_duration_ns: Option<u64>,
 }
 
 /// Which records a selection keeps when more match than it may return.
@@ -56,7 +51,7 @@ pub enum Pick {
 }
 
 impl Store {
-    fn filter_query(&self, tenant: &TenantId, f: &Filter) -> BooleanQuery {
+    pub(super) fn filter_query(&self, tenant: &TenantId, f: &Filter) -> BooleanQuery {
         let term = |field, v: &str| self.term(field, v);
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
             (Occur::Must, term(self.fields.tenant, tenant.as_str())),
@@ -77,7 +72,34 @@ impl Store {
             clauses.push((Occur::Must, term(self.fields.name, name)));
         }
         for (key, value) in &f.attrs {
-            clauses.push((Occur::Must, Box::new(self.attr_equals(key, value))));
+            clauses.push((
+                Occur::Must,
+                Box::new(self.attr_equals(self.fields.attrs, key, value)),
+            ));
+        }
+        for (key, value) in &f.tags {
+            let either: Vec<(Occur, Box<dyn Query>)> = [self.fields.attrs, self.fields.resource]
+                .into_iter()
+                .map(|field| {
+                    let q: Box<dyn Query> = Box::new(self.attr_equals(field, key, value));
+                    (Occur::Should, q)
+                })
+                .collect();
+            clauses.push((Occur::Must, Box::new(BooleanQuery::new(either))));
+        }
+        if f.min_duration_ns.is_some() || f.max_duration_ns.is_some() {
+            let bound = |v: Option<u64>| {
+                v.map_or(Bound::Unbounded, |ns| {
+                    Bound::Included(Term::from_field_u64(self.fields.duration, ns))
+                })
+            };
+            clauses.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    bound(f.min_duration_ns),
+                    bound(f.max_duration_ns),
+                )),
+            ));
         }
         if let Some(status) = f.status {
             clauses.push((
@@ -94,10 +116,11 @@ impl Store {
         BooleanQuery::new(clauses)
     }
 
-    /// An attribute equal to `value` under any type it could have been sent with.
-    fn attr_equals(&self, key: &str, value: &str) -> BooleanQuery {
+    /// An attribute of the JSON `field` equal to `value` under any type it could have been
+    /// sent with.
+    fn attr_equals(&self, field: Field, key: &str, value: &str) -> BooleanQuery {
         let typed = |append: &dyn Fn(&mut Term)| {
-            let mut t = Term::from_field_json_path(self.fields.attrs, key, true);
+            let mut t = Term::from_field_json_path(field, key, true);
             append(&mut t);
             t
         };
@@ -266,10 +289,15 @@ impl Store {
         let Some(raw) = doc.get_first(self.fields.raw).and_then(|v| v.as_bytes()) else {
             return Ok(None);
         };
-        match postcard::from_bytes::<Record>(raw) {
+        match crate::model::codec::decode_record(raw) {
             Ok(r) => Ok(Some(r)),
             Err(e) => {
-                tracing::error!(error = %e, "stored record does not decode");
+                // Counted and logged, so a format problem is seen, not a quietly short answer.
+                self.telemetry
+                    .records_undecodable
+                    .with_label_values(&["index"])
+                    .inc();
+                tracing::error!(error = %e, "stored record does not decode; left out of the answer");
                 Ok(None)
             }
         }
@@ -358,65 +386,39 @@ impl Store {
         start_ns: u64,
         end_ns: u64,
     ) -> Result<Vec<String>, IndexError> {
-        let f = Filter {
-            start_ns,
-            end_ns,
-            ..Filter::default()
-        };
-        self.distinct(Signal::Metrics, tenant, &f, Distinct::Name)
-    }
-
-    /// The distinct values of `field` among the records of `signal` matching `f`, sorted:
-    /// the fields' term dictionaries give the candidates (they span tenants and time), and a
-    /// count per candidate keeps those this tenant has in the window. More than
-    /// `MAX_DISTINCT` candidates is an error that says so.
-    pub fn distinct(
-        &self,
-        signal: Signal,
-        tenant: &TenantId,
-        f: &Filter,
-        field: Distinct,
-    ) -> Result<Vec<String>, IndexError> {
-        let indexed = match field {
-            Distinct::Service => self.fields.service,
-            Distinct::Name => self.fields.name,
-        };
         let mut candidates = BTreeSet::new();
-        let parts = self.partitions(signal, f.start_ns, f.end_ns);
+        let parts = self.partitions(Signal::Metrics, start_ns, end_ns);
         for p in &parts {
             let searcher = p.reader.searcher();
             for seg in searcher.segment_readers() {
-                let inverted = seg.inverted_index(indexed)?;
+                let inverted = seg.inverted_index(self.fields.name)?;
                 let mut terms = inverted.terms().stream()?;
                 while terms.advance() {
                     candidates.insert(String::from_utf8_lossy(terms.key()).into_owned());
-                    if candidates.len() > MAX_DISTINCT {
-                        return Err(IndexError::Query(format!(
-                            "more than {MAX_DISTINCT} distinct values to list; narrow the time range"
-                        )));
-                    }
                 }
             }
         }
-        let mut values = Vec::new();
-        for value in candidates {
-            let mut g = f.clone();
-            match field {
-                Distinct::Service => g.services = vec![value.clone()],
-                Distinct::Name => g.name = Some(value.clone()),
-            }
-            let query = self.filter_query(tenant, &g);
+        // The term dictionary spans tenants: keep names this tenant has in the window.
+        let mut names = Vec::new();
+        for name in candidates {
+            let f = Filter {
+                start_ns,
+                end_ns,
+                name: Some(name.clone()),
+                ..Filter::default()
+            };
+            let query = self.filter_query(tenant, &f);
             for p in &parts {
                 if p.reader
                     .searcher()
                     .search(&query, &tantivy::collector::Count)?
                     > 0
                 {
-                    values.push(value);
+                    names.push(name);
                     break;
                 }
             }
         }
-        Ok(values)
+        Ok(names)
     }
 }

@@ -10,10 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Bytes of memory charged per byte of (decompressed) body: the body itself, the decoded
-/// model records and their WAL encoding.
-pub const BYTES_PER_BODY_BYTE: usize = 3;
-
 #[derive(Debug, thiserror::Error)]
 pub enum AdmissionError {
     #[error(
@@ -21,6 +17,11 @@ pub enum AdmissionError {
          of {asked} bytes does not fit now; retry later"
     )]
     Overloaded { limit: usize, asked: usize },
+    #[error(
+        "this request needs {asked} bytes of memory once decoded, over the {limit} one request \
+         may hold (limits.max_request_memory_bytes); send fewer or smaller records per request"
+    )]
+    TooLarge { limit: usize, asked: usize },
     #[error(
         "tenant {tenant} is over its ingestion rate of {rate} records/s \
          (limits.tenant_records_per_sec): {asked} records sent; retry in {wait_ms} ms"
@@ -38,14 +39,17 @@ impl ServiceError for AdmissionError {
         match self {
             AdmissionError::Overloaded { .. } => ErrorCode::Overloaded,
             AdmissionError::RateLimited { .. } => ErrorCode::RateLimited,
+            AdmissionError::TooLarge { .. } => ErrorCode::PayloadTooLarge,
         }
     }
 
     fn retry_after(&self) -> Option<Duration> {
-        Some(match self {
-            AdmissionError::Overloaded { .. } => Duration::from_secs(1),
-            AdmissionError::RateLimited { wait_ms, .. } => Duration::from_millis(*wait_ms),
-        })
+        match self {
+            AdmissionError::Overloaded { .. } => Some(Duration::from_secs(1)),
+            AdmissionError::RateLimited { wait_ms, .. } => Some(Duration::from_millis(*wait_ms)),
+            // Retrying the same request cannot help.
+            AdmissionError::TooLarge { .. } => None,
+        }
     }
 }
 
@@ -54,12 +58,20 @@ impl AdmissionError {
         match self {
             AdmissionError::Overloaded { .. } => "overloaded",
             AdmissionError::RateLimited { .. } => "rate_limited",
+            AdmissionError::TooLarge { .. } => "too_large",
         }
     }
 }
 
 /// Memory held by one request; returned to the budget when dropped.
 pub struct Charge(Option<OwnedSemaphorePermit>);
+
+impl Charge {
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.0.as_ref().map_or(0, |p| p.num_permits())
+    }
+}
 
 struct Bucket {
     tokens: f64,
@@ -69,16 +81,24 @@ struct Bucket {
 pub struct Admission {
     budget: Arc<Semaphore>,
     limit: usize,
+    /// What one request may hold: a few requests can never take the whole budget between
+    /// them, and one that could never fit is told so (413) instead of to retry (429).
+    per_request: usize,
     rate: u64,
     buckets: Mutex<HashMap<TenantId, Bucket>>,
 }
 
 impl Admission {
-    pub fn new(max_inflight_bytes: usize, tenant_records_per_sec: u64) -> Self {
+    pub fn new(
+        max_inflight_bytes: usize,
+        max_request_bytes: usize,
+        tenant_records_per_sec: u64,
+    ) -> Self {
         let limit = max_inflight_bytes.min(Semaphore::MAX_PERMITS);
         Self {
             budget: Arc::new(Semaphore::new(limit)),
             limit,
+            per_request: max_request_bytes.min(limit),
             rate: tenant_records_per_sec,
             buckets: Mutex::new(HashMap::new()),
         }
@@ -88,10 +108,18 @@ impl Admission {
         Charge(None)
     }
 
-    /// Adds `bytes` to what `charge` holds, or refuses without waiting.
+    /// Adds `bytes` to what `charge` holds, or refuses without waiting: `TooLarge` when the
+    /// request would hold more than one request may, `Overloaded` when the budget is full now.
     pub fn grow(&self, charge: &mut Charge, bytes: usize) -> Result<(), AdmissionError> {
         if bytes == 0 {
             return Ok(());
+        }
+        let total = charge.bytes().saturating_add(bytes);
+        if total > self.per_request {
+            return Err(AdmissionError::TooLarge {
+                limit: self.per_request,
+                asked: total,
+            });
         }
         let refused = || AdmissionError::Overloaded {
             limit: self.limit,
@@ -153,7 +181,7 @@ mod tests {
 
     #[test]
     fn budget_refuses_past_the_limit_and_frees_on_drop() {
-        let a = Admission::new(1000, 0);
+        let a = Admission::new(1000, 1000, 0);
         let mut first = Admission::empty_charge();
         a.grow(&mut first, 600).unwrap();
         a.grow(&mut first, 300).unwrap();
@@ -165,11 +193,34 @@ mod tests {
         drop(first);
         assert_eq!(a.in_flight(), 0);
         a.grow(&mut second, 200).unwrap();
+        assert_eq!(second.bytes(), 200);
+    }
+
+    #[test]
+    fn a_request_past_its_share_is_too_large_not_overloaded() {
+        let a = Admission::new(1000, 400, 0);
+        let mut one = Admission::empty_charge();
+        a.grow(&mut one, 300).unwrap();
+        let err = a.grow(&mut one, 200).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AdmissionError::TooLarge {
+                    limit: 400,
+                    asked: 500
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(err.code(), ErrorCode::PayloadTooLarge);
+        assert_eq!(err.retry_after(), None);
+        // The refused growth took nothing.
+        assert_eq!(a.in_flight(), 300);
     }
 
     #[test]
     fn tenant_rate_is_a_token_bucket() {
-        let a = Admission::new(1000, 100);
+        let a = Admission::new(1000, 1000, 100);
         let t = TenantId::new("acme").unwrap();
         let other = TenantId::new("globex").unwrap();
         a.take_records(&t, 60).unwrap();

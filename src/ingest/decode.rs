@@ -26,6 +26,10 @@ pub enum DecodeError {
         message: &'static str,
         error: String,
     },
+    #[error("the request body did not arrive within http.body_timeout_secs = {secs} s")]
+    Timeout { secs: u64 },
+    #[error("the request body is empty")]
+    Empty,
 }
 
 fn after_gzip(inflated: bool) -> &'static str {
@@ -43,6 +47,7 @@ impl ServiceError for DecodeError {
                 ErrorCode::UnsupportedMediaType
             }
             DecodeError::TooLarge { .. } => ErrorCode::PayloadTooLarge,
+            DecodeError::Timeout { .. } => ErrorCode::Timeout,
             _ => ErrorCode::InvalidArgument,
         }
     }
@@ -55,6 +60,7 @@ impl DecodeError {
             DecodeError::UnsupportedMediaType(_) => "unsupported_media_type",
             DecodeError::UnsupportedEncoding(_) => "unsupported_encoding",
             DecodeError::TooLarge { .. } => "too_large",
+            DecodeError::Timeout { .. } => "timeout",
             _ => "malformed",
         }
     }
@@ -126,6 +132,14 @@ pub fn decompress(
 /// the framed stream format). The block states its decompressed length up front, so a body
 /// that would pass `limit` is refused before anything is allocated.
 pub fn snappy(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+    snappy_len(body, limit)?;
+    snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|e| DecodeError::Snappy(e.to_string()))
+}
+
+/// The decompressed length a snappy block states, refused past `limit`.
+pub fn snappy_len(body: &[u8], limit: usize) -> Result<usize, DecodeError> {
     let len = snap::raw::decompress_len(body).map_err(|e| DecodeError::Snappy(e.to_string()))?;
     if len > limit {
         return Err(DecodeError::TooLarge {
@@ -133,9 +147,7 @@ pub fn snappy(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
             inflated: true,
         });
     }
-    snap::raw::Decoder::new()
-        .decompress_vec(body)
-        .map_err(|e| DecodeError::Snappy(e.to_string()))
+    Ok(len)
 }
 
 /// Decodes an OTLP export request in either format.
@@ -156,7 +168,7 @@ where
     }
 }
 
-fn short_type_name<T>() -> &'static str {
+pub fn short_type_name<T>() -> &'static str {
     let full = std::any::type_name::<T>();
     full.rsplit("::").next().unwrap_or(full)
 }

@@ -17,7 +17,7 @@
 
 use super::otlp::Converted;
 use super::traceids::Extractor;
-use crate::model::{AttrValue, KeyValue, LogRecord, Record, Scope, SpanId, TraceId};
+use crate::model::{time, AttrValue, KeyValue, LogRecord, Record, Scope, SpanId, TraceId};
 use serde_json::{Map, Value};
 
 const TIME_KEYS: &[&str] = &["ts", "timestamp", "time", "@timestamp", "datetime"];
@@ -57,37 +57,12 @@ fn take<'a>(obj: &mut Map<String, Value>, keys: &[&'a str]) -> Option<(&'a str, 
     keys.iter().find_map(|k| obj.remove(*k).map(|v| (*k, v)))
 }
 
-/// Nanoseconds from a Unix epoch number whose unit is told by its magnitude. Integers are
-/// scaled exactly; only fractional values go through floating point.
-fn epoch_ns(text: &str) -> Option<u64> {
-    const UNITS: [(f64, u64); 3] = [(1e11, 1_000_000_000), (1e14, 1_000_000), (1e17, 1_000)];
-    if let Ok(n) = text.parse::<u64>() {
-        let scale = UNITS
-            .iter()
-            .find(|(below, _)| (n as f64) < *below)
-            .map_or(1, |u| u.1);
-        return n.checked_mul(scale).filter(|&ns| ns > 0);
-    }
-    let f: f64 = text.parse().ok()?;
-    if !f.is_finite() || f <= 0.0 {
-        return None;
-    }
-    let scale = UNITS
-        .iter()
-        .find(|(below, _)| f < *below)
-        .map_or(1, |u| u.1);
-    let ns = f * scale as f64;
-    (ns < u64::MAX as f64).then_some(ns as u64)
-}
-
-/// Nanoseconds since the epoch from an RFC 3339 string or an epoch number of any unit.
+/// Nanoseconds since the epoch from an RFC 3339 string or an epoch number of any unit
+/// (`model::time`); 0 means the record carries no time of its own.
 pub fn parse_time(v: &Value) -> Option<u64> {
     match v {
-        Value::Number(n) => epoch_ns(&n.to_string()),
-        Value::String(s) => match chrono::DateTime::parse_from_rfc3339(s.trim()) {
-            Ok(t) => u64::try_from(t.timestamp_nanos_opt()?).ok(),
-            Err(_) => epoch_ns(s.trim()),
-        },
+        Value::Number(n) => time::parse_time(&n.to_string()),
+        Value::String(s) => time::parse_time(s),
         _ => None,
     }
 }
@@ -197,9 +172,21 @@ fn parse_line(line: &str, extractor: &Extractor, now_ns: u64) -> Result<LogRecor
 /// Parses a whole body; every line is accepted or rejected on its own.
 pub fn parse(body: &[u8], extractor: &Extractor, now_ns: u64) -> Converted {
     let mut out = Converted::default();
-    let text = String::from_utf8_lossy(body);
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
+    for (i, line) in body.split(|b| *b == b'\n').enumerate() {
+        // Refused, not stored with U+FFFD in place of what the client sent.
+        let line = match std::str::from_utf8(line) {
+            Ok(l) => l.trim(),
+            Err(e) => {
+                out.reject("invalid", || {
+                    format!(
+                        "line {}: not valid UTF-8 at byte {}",
+                        i + 1,
+                        e.valid_up_to()
+                    )
+                });
+                continue;
+            }
+        };
         if line.is_empty() {
             continue;
         }

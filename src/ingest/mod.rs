@@ -3,10 +3,12 @@
 //! May depend on `model`, `wal`, `config`, `error` and `telemetry`.
 
 pub mod admission;
+pub mod cost;
 pub mod decode;
 pub mod jsonlines;
 pub mod limits;
 pub mod otlp;
+pub mod request;
 pub mod traceids;
 
 use crate::config::LimitsConfig;
@@ -44,8 +46,9 @@ impl ServiceError for IngestError {
     fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             IngestError::Admission(e) => e.retry_after(),
+            IngestError::Wal(e) => e.retry_after(),
             IngestError::AllRejected(_) => None,
-            _ => Some(std::time::Duration::from_secs(1)),
+            IngestError::NotReady => Some(std::time::Duration::from_secs(1)),
         }
     }
 }
@@ -87,7 +90,11 @@ impl IngestService {
             sink,
             extractor,
             telemetry,
-            admission: Admission::new(limits.max_inflight_bytes, limits.tenant_records_per_sec),
+            admission: Admission::new(
+                limits.max_inflight_bytes,
+                limits.max_request_memory_bytes,
+                limits.tenant_records_per_sec,
+            ),
             limits,
         }
     }
@@ -129,7 +136,7 @@ impl IngestService {
         mut converted: Converted,
     ) -> Result<Outcome, IngestError> {
         let noun = signal.as_str();
-        let truncated = limits::enforce(&mut converted, &self.limits);
+        let truncated = limits::enforce(&mut converted, &self.limits, crate::now_ns());
         if truncated > 0 {
             self.telemetry.log_bodies_truncated.inc_by(truncated);
         }
@@ -179,9 +186,13 @@ impl IngestService {
             None => Ok(()),
         };
         if let Err(e) = appended {
+            let reason = match e {
+                WalError::TooLarge { .. } => "too_large",
+                _ => "wal_unavailable",
+            };
             self.telemetry
                 .records_rejected
-                .with_label_values(&[noun, "wal_unavailable"])
+                .with_label_values(&[noun, reason])
                 .inc_by(accepted);
             return Err(e.into());
         }

@@ -302,12 +302,27 @@ data_point!(metrics::ExponentialHistogramDataPoint, with);
 // Summaries carry no exemplars in OTLP.
 data_point!(metrics::SummaryDataPoint, without);
 
+/// The one rule for values that are not numbers, in both encodings: NaN and ±Infinity are not
+/// stored (OTLP/JSON spells them as strings, which the JSON decoder cannot read as a value).
+const FINITE_ONLY: &str = "non-finite values (NaN, Infinity) are not stored";
+
 fn number_value(p: &metrics::NumberDataPoint) -> Result<f64, String> {
     match p.value {
-        Some(metrics::number_data_point::Value::AsDouble(d)) => Ok(d),
+        Some(metrics::number_data_point::Value::AsDouble(d)) if d.is_finite() => Ok(d),
+        Some(metrics::number_data_point::Value::AsDouble(d)) => {
+            Err(format!("asDouble is {d}: {FINITE_ONLY}"))
+        }
         Some(metrics::number_data_point::Value::AsInt(n)) => Ok(n as f64),
-        None => Err("has no value (asDouble or asInt)".into()),
+        None => Err(format!("has no value (asDouble or asInt; {FINITE_ONLY})")),
     }
+}
+
+/// Bucket counts added up, or an error when they overflow (a count past 2^64 is no count).
+fn total_count(counts: &[u64]) -> Result<u64, String> {
+    counts.iter().try_fold(0u64, |a, &c| {
+        a.checked_add(c)
+            .ok_or_else(|| "bucket counts add up to more than 2^64".to_string())
+    })
 }
 
 fn require_temporality(t: i32) -> Result<Temporality, String> {
@@ -355,7 +370,7 @@ fn points(data: &Data) -> Vec<(PointCommon<'_>, Result<MetricValue, String>)> {
                             p.explicit_bounds.len() + 1
                         ));
                     }
-                    let total: u64 = p.bucket_counts.iter().sum();
+                    let total = total_count(&p.bucket_counts)?;
                     if !p.bucket_counts.is_empty() && total != p.count {
                         return Err(format!(
                             "count is {} but bucketCounts add up to {total}",
@@ -382,9 +397,11 @@ fn points(data: &Data) -> Vec<(PointCommon<'_>, Result<MetricValue, String>)> {
                 let value = require_temporality(h.aggregation_temporality).and_then(|t| {
                     let pos = p.positive.clone().unwrap_or_default();
                     let neg = p.negative.clone().unwrap_or_default();
-                    let total = p.zero_count
-                        + pos.bucket_counts.iter().sum::<u64>()
-                        + neg.bucket_counts.iter().sum::<u64>();
+                    let total = total_count(&[
+                        p.zero_count,
+                        total_count(&pos.bucket_counts)?,
+                        total_count(&neg.bucket_counts)?,
+                    ])?;
                     if total != p.count {
                         return Err(format!(
                             "count is {} but zeroCount and bucket counts add up to {total}",

@@ -3,14 +3,17 @@
 //! # On disk
 //!
 //! `<data_dir>/wal/` holds segment files named `<first_seq as 20 digits>.wal`. A segment is the
-//! 8-byte magic `WEFTWAL1` followed by entries:
+//! 8-byte magic `WEFTWAL2` followed by entries:
 //!
 //! ```text
 //! u32 LE  payload length (at most MAX_ENTRY_BYTES)
 //! u32 LE  CRC-32 (IEEE) of the 8 sequence bytes followed by the payload
 //! u64 LE  sequence number
-//! ...     payload: one `model::Batch`, postcard-encoded
+//! ...     payload: one `model::Batch` in its versioned encoding (`model::codec`)
 //! ```
+//!
+//! Segments that begin `WEFTWAL1` were written before payloads carried a version; they are
+//! read (their payloads as format version 0) and never appended to.
 //!
 //! # Invariants
 //!
@@ -35,7 +38,7 @@
 
 use crate::config::{FsyncPolicy, WalConfig};
 use crate::error::{ErrorCode, ServiceError};
-use crate::model::Batch;
+use crate::model::{codec, Batch};
 use crate::telemetry::Telemetry;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -44,7 +47,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-const MAGIC: &[u8; 8] = b"WEFTWAL1";
+/// Segments written now: every payload is a versioned `model::codec` batch.
+const MAGIC: &[u8; 8] = b"WEFTWAL2";
+/// Segments of releases before versioned payloads: bare postcard batches (format version 0).
+const MAGIC_V0: &[u8; 8] = b"WEFTWAL1";
 const HEADER_BYTES: usize = 16;
 /// Larger than any request weft accepts; a length beyond it can only be damage.
 pub const MAX_ENTRY_BYTES: usize = 256 * 1024 * 1024;
@@ -59,14 +65,14 @@ pub enum WalError {
     Broken,
     #[error("write-ahead log is shut down")]
     Closed,
-    #[error("cannot encode batch: {0}")]
-    Encode(String),
+    #[error("the batch is {bytes} bytes once encoded, over the write-ahead log's entry limit of {MAX_ENTRY_BYTES}; send fewer records per request")]
+    TooLarge { bytes: usize },
 }
 
 impl ServiceError for WalError {
     fn code(&self) -> ErrorCode {
         match self {
-            WalError::Encode(_) => ErrorCode::Internal,
+            WalError::TooLarge { .. } => ErrorCode::PayloadTooLarge,
             _ => ErrorCode::Unavailable,
         }
     }
@@ -149,20 +155,22 @@ fn encode_entry(buf: &mut Vec<u8>, seq: u64, payload: &[u8]) {
     buf.extend_from_slice(payload);
 }
 
-/// Reads every intact entry of one segment, calling `f` for those above `after_seq`. Returns
-/// the highest sequence number read and the length of the intact prefix, or `None` for the
-/// length when the whole file is intact.
+/// Reads every intact entry of one segment, calling `f` for those above `after_seq` with
+/// whether the segment holds version-0 payloads. Returns the highest sequence number read and
+/// the length of the intact prefix, or `None` for the length when the whole file is intact.
 fn read_segment(
     path: &Path,
     after_seq: u64,
-    f: &mut dyn FnMut(u64, &[u8]),
+    f: &mut dyn FnMut(u64, &[u8], bool),
 ) -> io::Result<(u64, Option<u64>, u64)> {
     let mut data = Vec::new();
     File::open(path)?.read_to_end(&mut data)?;
-    if data.len() < MAGIC.len() || &data[..MAGIC.len()] != MAGIC {
+    let legacy = match data.get(..MAGIC.len()) {
+        Some(m) if m == MAGIC => false,
+        Some(m) if m == MAGIC_V0 => true,
         // A crash right after creating the file can leave it without its magic.
-        return Ok((0, Some(0), 0));
-    }
+        _ => return Ok((0, Some(0), 0)),
+    };
     let mut pos = MAGIC.len();
     let mut last_seq = 0u64;
     let mut replayed = 0u64;
@@ -187,7 +195,7 @@ fn read_segment(
             return Ok((last_seq, Some(pos as u64), replayed));
         }
         if seq > after_seq {
-            f(seq, &data[body_start..body_start + len]);
+            f(seq, &data[body_start..body_start + len], legacy);
             replayed += 1;
         }
         last_seq = seq;
@@ -213,7 +221,7 @@ impl Wal {
             let (last, damaged_at, replayed) = read_segment(
                 &path,
                 after_seq,
-                &mut |seq, payload| match postcard::from_bytes::<Batch>(payload) {
+                &mut |seq, payload, legacy| match codec::decode_batch(payload, legacy) {
                     Ok(batch) => f(seq, batch, payload.len()),
                     Err(e) => {
                         undecodable += 1;
@@ -224,6 +232,10 @@ impl Wal {
             stats.last_seq = stats.last_seq.max(last);
             stats.replayed += replayed - undecodable;
             stats.corruptions += undecodable;
+            telemetry
+                .records_undecodable
+                .with_label_values(&["wal"])
+                .inc_by(undecodable);
             if let Some(at) = damaged_at {
                 let len = fs::metadata(&path)?.len();
                 tracing::error!(
@@ -297,13 +309,11 @@ impl Wal {
     /// Appends one batch; resolves once it is durable per the fsync policy, with its sequence
     /// number.
     pub async fn append(&self, batch: Arc<Batch>) -> Result<u64, WalError> {
-        let payload =
-            postcard::to_allocvec(&*batch).map_err(|e| WalError::Encode(e.to_string()))?;
+        let payload = codec::encode_batch(&batch);
         if payload.len() > MAX_ENTRY_BYTES {
-            return Err(WalError::Encode(format!(
-                "batch of {} bytes is over the WAL entry limit of {MAX_ENTRY_BYTES}",
-                payload.len()
-            )));
+            return Err(WalError::TooLarge {
+                bytes: payload.len(),
+            });
         }
         let (done, wait) = oneshot::channel();
         self.tx

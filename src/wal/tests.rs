@@ -151,7 +151,7 @@ fn a_flipped_byte_keeps_every_entry_before_it() {
     let seg = last_segment(dir.path());
     let mut data = fs::read(&seg).unwrap();
     let mut offsets = Vec::new();
-    read_segment(&seg, 0, &mut |_, _| {}).unwrap();
+    read_segment(&seg, 0, &mut |_, _, _| {}).unwrap();
     // Find the start of entry 6 by walking the headers.
     let mut pos = MAGIC.len();
     while pos < data.len() {

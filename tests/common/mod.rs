@@ -41,6 +41,27 @@ impl Server {
         s
     }
 
+    /// A fresh server whose address space is capped at 3 GiB (`ulimit -v`), as hostile
+    /// requests must be served within a bound: an allocation past it aborts the process, which
+    /// `assert_alive` then reports.
+    pub fn start_capped(env: Env) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut s = Server::spawn_under(temp.path(), env, Some("ulimit -v 3145728"))
+            .expect("weft did not start");
+        s.wait_ready();
+        s._temp = Some(temp);
+        s
+    }
+
+    /// Fails the test if the process has exited (an abort, an OOM) or stopped answering.
+    pub fn assert_alive(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("weft died: {status}");
+        }
+        let ok = reqwest::blocking::get(self.url("/healthz")).is_ok_and(|r| r.status() == 200);
+        assert!(ok, "weft stopped answering /healthz");
+    }
+
     /// Starts the binary and waits for its `listening` line, not for readiness.
     pub fn spawn(data_dir: &Path, env: Env) -> Result<Server, String> {
         Server::spawn_under(data_dir, env, None)
@@ -191,15 +212,58 @@ impl Server {
             .map_or(0, |kb| kb * 1024)
     }
 
+    /// The most resident memory the server process has had (VmHWM), in bytes: catches a
+    /// spike that is gone by the time anyone looks.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
+    /// Waits until the indexes hold at least these many searchable documents per signal
+    /// (`weft_index_documents`, set at each commit): what was sent before is then all
+    /// visible, so a test reads a settled state instead of racing the commit.
+    pub fn wait_indexed(&self, at_least: &[(&str, u64)]) {
+        let mut seen = Vec::new();
+        let ok = poll(Duration::from_secs(30), || {
+            seen = at_least
+                .iter()
+                .map(|(signal, _)| {
+                    self.metric_or_zero(&format!("weft_index_documents{{signal=\"{signal}\"}}"))
+                })
+                .collect();
+            at_least
+                .iter()
+                .zip(&seen)
+                .all(|((_, want), got)| *got >= *want as f64)
+        });
+        assert!(ok, "indexes never held {at_least:?}; last seen {seen:?}");
+    }
+
     /// The value of one sample in `/metrics`, by its full name with labels.
+    /// Fails the test when the sample is missing: a misspelt name must not read as 0.
     pub fn metric(&self, sample: &str) -> f64 {
+        self.sample(sample)
+            .unwrap_or_else(|| panic!("{sample} is not in /metrics"))
+    }
+
+    /// For a labelled counter that may never have been touched: Prometheus client libraries
+    /// export a label combination only once it has counted something, so absent means 0.
+    pub fn metric_or_zero(&self, sample: &str) -> f64 {
+        self.sample(sample).unwrap_or(0.0)
+    }
+
+    fn sample(&self, sample: &str) -> Option<f64> {
         let text = reqwest::blocking::get(self.url("/metrics"))
             .unwrap()
             .text()
             .unwrap();
         text.lines()
             .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
-            .unwrap_or(0.0)
     }
 }
 
