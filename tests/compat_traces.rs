@@ -266,3 +266,188 @@ fn jaeger_services_operations_traces_and_dependencies() {
     let (status, b) = server.get_json("/jaeger/api/dependencies?endTs=soon");
     assert_eq!(status, 400, "{b}");
 }
+
+/// Three traces of one root span each: checkout failing slowly, checkout fine and fast, cart
+/// failing slowly; `ok` spans carry a string status code, as Zipkin sends them.
+fn send_searchable(server: &Server) -> [String; 3] {
+    let ids = [
+        "1000000000000000000000000000000a".to_string(),
+        "1000000000000000000000000000000b".to_string(),
+        "1000000000000000000000000000000c".to_string(),
+    ];
+    let root = |trace: &str, service: &str, name: &str, status: Value, ms: u64, offset: u64| {
+        json!({"resource": {"attributes": [attr("service.name", json!({"stringValue": service}))]},
+               "scopeSpans": [{"spans": [{"traceId": trace, "spanId": "a000000000000001", "name": name, "kind": 2,
+                  "startTimeUnixNano": (T0 + offset * 1_000_000_000).to_string(),
+                  "endTimeUnixNano": (T0 + offset * 1_000_000_000 + ms * 1_000_000).to_string(),
+                  "attributes": [attr("http.status_code", status)],
+                  "status": {"code": if ms > 1000 { 2 } else { 0 }}}]}]})
+    };
+    let body = json!({"resourceSpans": [
+        root(&ids[0], "checkout", "POST /pay", json!({"intValue": "502"}), 1500, 1),
+        root(&ids[1], "checkout", "POST /pay", json!({"stringValue": "200"}), 20, 2),
+        root(&ids[2], "cart", "GET /cart", json!({"intValue": "503"}), 2500, 3),
+    ]});
+    let (status, _) = post(
+        &server.url("/v1/traces"),
+        "application/json",
+        &[],
+        body.to_string().into_bytes(),
+    );
+    assert_eq!(status, 200);
+    for id in &ids {
+        server.wait_for_trace(id, None, 1, 0);
+    }
+    ids
+}
+
+fn enc(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn trace_ids(b: &Value, list: &str, id: &str) -> Vec<String> {
+    b[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t[id].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn tempo_and_jaeger_search() {
+    let server = Server::start(&[]);
+    let ids = send_searchable(&server);
+    let window = format!(
+        "start={}&end={}",
+        T0 / 1_000_000_000 - 10,
+        T0 / 1_000_000_000 + 10
+    );
+    let tempo = |params: &str| server.get_json(&format!("/tempo/api/search?{window}&{params}"));
+
+    // The issue's TraceQL example, and the common operators.
+    let q = r#"{ resource.service.name = "checkout" && span.http.status_code >= 500 && duration > 1s }"#;
+    let (status, b) = tempo(&format!("q={}", enc(q)));
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(trace_ids(&b, "traces", "traceID"), [ids[0].clone()]);
+    let t = &b["traces"][0];
+    assert_eq!(
+        (t["rootServiceName"].as_str(), t["rootTraceName"].as_str()),
+        (Some("checkout"), Some("POST /pay"))
+    );
+    assert_eq!(t["durationMs"], 1500);
+    assert_eq!(t["startTimeUnixNano"], (T0 + 1_000_000_000).to_string());
+    assert_eq!(t["spanSet"]["matched"], 1);
+    let span = &t["spanSet"]["spans"][0];
+    assert_eq!(span["spanID"], "a000000000000001");
+    assert_eq!(span["durationNanos"], "1500000000");
+    assert!(span["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["key"] == "http.status_code"));
+    assert_eq!(t["spanSets"][0]["matched"], 1);
+    assert_eq!(b["metrics"]["inspectedTraces"], 1);
+    for (q, want) in [
+        (r#"{ span.http.status_code >= 500 }"#, vec![2, 0]),
+        (r#"{ status = error && duration > 2s }"#, vec![2]),
+        (
+            r#"{ resource.service.name =~ "check.*" && span.http.status_code < 500 }"#,
+            vec![1],
+        ),
+        (r#"{ name = "GET /cart" || duration < 100ms }"#, vec![2, 1]),
+        (r#"{ .service.name != "checkout" }"#, vec![2]),
+        (
+            "{ traceDuration > 1s && rootServiceName = \"checkout\" }",
+            vec![0],
+        ),
+        ("{}", vec![2, 1, 0]),
+    ] {
+        let (status, b) = tempo(&format!("q={}", enc(q)));
+        assert_eq!(status, 200, "{q}: {b}");
+        let want: Vec<String> = want.iter().map(|&i| ids[i].clone()).collect();
+        assert_eq!(trace_ids(&b, "traces", "traceID"), want, "{q}");
+    }
+    // Tags, durations and the limit, as Grafana's search form sends them.
+    let (_, b) = tempo(&format!(
+        "tags={}&minDuration=1s",
+        enc("service.name=checkout http.status_code=502")
+    ));
+    assert_eq!(trace_ids(&b, "traces", "traceID"), [ids[0].clone()]);
+    let (_, b) = tempo("maxDuration=100ms");
+    assert_eq!(trace_ids(&b, "traces", "traceID"), [ids[1].clone()]);
+    let (_, b) = tempo("limit=1");
+    assert_eq!(b["traces"].as_array().unwrap().len(), 1);
+    // What is not supported is a 400 that names it.
+    for (params, says) in [
+        (
+            format!("q={}", enc(r#"{ .a = "b" } | count() > 1"#)),
+            "pipelines",
+        ),
+        (
+            format!("q={}", enc(r#"{ .a = "b" } && { .c = "d" }"#)),
+            "spansets",
+        ),
+        (format!("q={}", enc(&"(".repeat(3000))), "levels"),
+        ("limit=100000".into(), "limit"),
+        ("minDuration=soon".into(), "minDuration"),
+        (format!("tags={}", enc("novalue")), "key=value"),
+    ] {
+        let resp =
+            reqwest::blocking::get(server.url(&format!("/tempo/api/search?{window}&{params}")))
+                .unwrap();
+        assert_eq!(resp.status(), 400, "{params}");
+        let text = resp.text().unwrap();
+        assert!(text.contains(says), "{params}: {text}");
+    }
+
+    // Jaeger: whole traces for the UI's search form.
+    let jaeger = |params: &str| {
+        let (status, b) = server.get_json(&format!(
+            "/jaeger/api/traces?start={}&end={}&{params}",
+            T0 / 1000 - 10_000_000,
+            T0 / 1000 + 10_000_000
+        ));
+        assert_eq!(status, 200, "{params}: {b}");
+        b["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["traceID"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(jaeger("service=checkout"), [ids[1].clone(), ids[0].clone()]);
+    assert_eq!(jaeger("service=checkout&minDuration=1s"), [ids[0].clone()]);
+    assert_eq!(
+        jaeger(&format!(
+            "service=checkout&tags={}",
+            enc(r#"{"http.status_code":"200"}"#)
+        )),
+        [ids[1].clone()]
+    );
+    assert_eq!(
+        jaeger(&format!("service=cart&tags={}", enc("error=true"))),
+        [ids[2].clone()]
+    );
+    assert_eq!(
+        jaeger("service=checkout&operation=POST%20/pay&maxDuration=100ms&limit=5"),
+        [ids[1].clone()]
+    );
+    assert_eq!(
+        jaeger(&format!("traceID={}&traceID={}", ids[2], ids[0])),
+        [ids[2].clone(), ids[0].clone()]
+    );
+    let (status, b) = server.get_json("/api/traces?limit=5");
+    assert_eq!(status, 400);
+    assert!(b["errors"][0]["msg"].as_str().unwrap().contains("service"));
+    let (status, _) = server.get_json(&format!(
+        "/api/traces?service=checkout&tags={}",
+        enc("{broken")
+    ));
+    assert_eq!(status, 400);
+}

@@ -15,8 +15,10 @@
 //! process whose tags are the resource attributes but `service.name`.
 
 use super::params::Form;
+use super::search::{Search, MAX_TRACES_READ};
 use super::tempo::{span_names, Names};
 use super::tempo::{trace_spans, TempoError};
+use super::traceql::SpanFilter;
 use crate::api::AppState;
 use crate::index::{Filter, Pick};
 use crate::model::{AttrValue, KeyValue, Span, SpanId, TenantId};
@@ -41,7 +43,8 @@ pub fn routes_at(cfg: &mut web::ServiceConfig, prefix: &str) {
             web::get().to(service_operations),
         )
         .route(&p("/api/operations"), web::get().to(operations))
-        .route(&p("/api/dependencies"), web::get().to(dependencies));
+        .route(&p("/api/dependencies"), web::get().to(dependencies))
+        .route(&p("/api/traces"), web::get().to(find_traces));
     if !prefix.is_empty() {
         cfg.route(&p("/api/traces/{id}"), web::get().to(trace));
     }
@@ -406,6 +409,134 @@ pub async fn operations(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
         }
         let n = ops.len();
         Ok((ops, n))
+    })
+    .await
+}
+
+/// Jaeger's `tags`: a JSON object (what the UI sends) or `key=value` pairs.
+fn jaeger_tags(text: &str) -> Result<Vec<(String, String)>, String> {
+    if text.trim_start().starts_with('{') {
+        let map: BTreeMap<String, Value> =
+            serde_json::from_str(text).map_err(|e| format!("tags: not a JSON object: {e}"))?;
+        return Ok(map
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => (k, s),
+                other => (k, other.to_string()),
+            })
+            .collect());
+    }
+    text.split_whitespace()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| format!("tags: {kv:?} is not key=value"))
+        })
+        .collect()
+}
+
+/// The span filter a Jaeger search asks for: every condition on one span, as Jaeger means
+/// it; the tag `error=true` is a failed span.
+fn jaeger_filter(form: &Form) -> Result<SpanFilter, String> {
+    use super::traceql::{Cond, Field, Op, Value as V};
+    let cmp = |field, op, value| Cond::Cmp {
+        field,
+        op,
+        value,
+        regex: None,
+    };
+    let mut conds = Vec::new();
+    if let Some(s) = form.get("service") {
+        conds.push(cmp(
+            Field::Resource("service.name".into()),
+            Op::Eq,
+            V::Str(s.into()),
+        ));
+    }
+    if let Some(o) = form.get("operation") {
+        conds.push(cmp(Field::Name, Op::Eq, V::Str(o.into())));
+    }
+    for (name, op) in [("minDuration", Op::Ge), ("maxDuration", Op::Le)] {
+        if let Some(d) = form.duration_ns(name)? {
+            conds.push(cmp(Field::Duration, op, V::Duration(d)));
+        }
+    }
+    let mut tags = Vec::new();
+    for (k, v) in jaeger_tags(form.get("tags").unwrap_or(""))? {
+        match (k.as_str(), v.as_str()) {
+            ("error", "true") => conds.push(cmp(Field::Status, Op::Eq, V::Status(2))),
+            ("error", "false") => conds.push(cmp(Field::Status, Op::Ne, V::Status(2))),
+            _ => tags.push((k, v)),
+        }
+    }
+    let base = SpanFilter((!conds.is_empty()).then_some(Cond::And(conds)));
+    Ok(base.and(SpanFilter::tags(&tags)))
+}
+
+/// `GET /api/traces?service=&operation=&tags=&minDuration=&maxDuration=&start=&end=&lookback=&limit=`
+/// (or `traceID=` repeated): whole traces, newest first.
+pub async fn find_traces(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let (tenant, form) = match request(&req, &state) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let ids: Vec<String> = form.all("traceID").into_iter().map(String::from).collect();
+    let parsed = (|| {
+        if ids.is_empty() && form.get("service").is_none() {
+            return Err(TempoError::Bad("parameter 'service' is required".into()));
+        }
+        let filter = jaeger_filter(&form).map_err(TempoError::Bad)?;
+        let lookback = match form.get("lookback") {
+            None | Some("custom") => 3_600_000_000_000,
+            Some(_) => form
+                .duration_ns("lookback")
+                .map_err(TempoError::Bad)?
+                .unwrap_or(0),
+        };
+        let (start_ns, end_ns) = window(&form, lookback)?;
+        let limit = form
+            .number::<usize>("limit")
+            .map_err(TempoError::Bad)?
+            .unwrap_or(20);
+        if limit == 0 || limit > MAX_TRACES_READ {
+            return Err(TempoError::Bad(format!(
+                "limit must be 1 to {MAX_TRACES_READ}, got {limit}"
+            )));
+        }
+        Ok(Search {
+            filter,
+            start_ns,
+            end_ns,
+            min_trace_ns: None,
+            max_trace_ns: None,
+            limit,
+        })
+    })();
+    let s = match parsed {
+        Ok(s) => s,
+        Err(e) => return jaeger_error(e),
+    };
+    let store = state.store.clone();
+    answer(move || {
+        let traces: Vec<JaegerTrace> = if ids.is_empty() {
+            super::search::search(&store, &tenant, &s)?
+                .traces
+                .iter()
+                .map(|f| jaeger_trace(&f.spans))
+                .collect()
+        } else {
+            let mut out = Vec::new();
+            for id in ids.iter().take(MAX_TRACES_READ) {
+                match trace_spans(&store, &tenant, id) {
+                    Ok(spans) => out.push(jaeger_trace(&spans)),
+                    Err(TempoError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            out
+        };
+        let n = traces.len();
+        Ok((traces, n))
     })
     .await
 }

@@ -30,6 +30,7 @@ pub mod prom_series;
 pub mod prometheus;
 pub mod promql;
 pub mod remote_write;
+pub mod search;
 pub mod tempo;
 pub mod traceql;
 pub mod zipkin;

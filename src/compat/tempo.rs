@@ -44,6 +44,7 @@ const INTRINSICS: [&str; 8] = [
 pub fn routes_at(cfg: &mut web::ServiceConfig, prefix: &str) {
     let p = |path: &str| format!("{prefix}{path}");
     cfg.route(&p("/api/v2/traces/{id}"), web::get().to(trace_v2))
+        .route(&p("/api/search"), web::get().to(search))
         .route(&p("/api/search/tags"), web::get().to(tags))
         .route(&p("/api/v2/search/tags"), web::get().to(tags_v2))
         .route(
@@ -503,6 +504,192 @@ pub async fn tag_values_v2(
     .await;
     match found {
         Ok(t) => HttpResponse::Ok().json(t),
+        Err(r) => r,
+    }
+}
+
+/// One span of a search hit.
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchSpan {
+    #[serde(rename = "spanID")]
+    pub span_id: String,
+    pub name: String,
+    #[serde(serialize_with = "crate::model::time::ns_string")]
+    pub start_time_unix_nano: u64,
+    #[serde(serialize_with = "crate::model::time::ns_string")]
+    pub duration_nanos: u64,
+    pub attributes: Vec<opentelemetry_proto::tonic::common::v1::KeyValue>,
+}
+
+#[derive(Clone, Serialize)]
+pub struct SpanSet {
+    pub spans: Vec<SearchSpan>,
+    pub matched: usize,
+}
+
+/// `tempopb.TraceSearchMetadata`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceMetadata {
+    #[serde(rename = "traceID")]
+    pub trace_id: String,
+    pub root_service_name: String,
+    pub root_trace_name: String,
+    #[serde(serialize_with = "crate::model::time::ns_string")]
+    pub start_time_unix_nano: u64,
+    pub duration_ms: u64,
+    pub span_set: SpanSet,
+    pub span_sets: Vec<SpanSet>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchMetrics {
+    pub inspected_traces: usize,
+    pub inspected_bytes: String,
+    pub completed_jobs: u32,
+    pub total_jobs: u32,
+}
+
+#[derive(Serialize)]
+pub struct SearchResponse {
+    pub traces: Vec<TraceMetadata>,
+    pub metrics: SearchMetrics,
+}
+
+/// Tempo's `tags` parameter: logfmt, `key=value key2="a value"`.
+fn logfmt_tags(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        let (key, after) = rest
+            .split_once('=')
+            .ok_or_else(|| format!("tags: {rest:?} is not key=value"))?;
+        let (value, tail) = match after.strip_prefix('"') {
+            Some(q) => {
+                let end = q.find('"').ok_or("tags: unterminated quoted value")?;
+                (&q[..end], &q[end + 1..])
+            }
+            None => after.split_at(after.find(' ').unwrap_or(after.len())),
+        };
+        out.push((key.trim().to_string(), value.to_string()));
+        rest = tail.trim_start();
+    }
+    Ok(out)
+}
+
+/// The search a Tempo request asks for.
+fn tempo_search(form: &Form) -> Result<(super::search::Search, usize), TempoError> {
+    let bad = TempoError::Bad;
+    let mut filter = match form.get("q") {
+        Some(q) => super::traceql::parse(q).map_err(bad)?,
+        None => super::traceql::SpanFilter(None),
+    };
+    if let Some(tags) = form.get("tags") {
+        filter = filter.and(super::traceql::SpanFilter::tags(
+            &logfmt_tags(tags).map_err(bad)?,
+        ));
+    }
+    let (start_ns, end_ns) = window(form)?;
+    let limit = form.number::<usize>("limit").map_err(bad)?.unwrap_or(20);
+    if limit == 0 || limit > super::search::MAX_TRACES_READ {
+        return Err(bad(format!(
+            "limit must be 1 to {}, got {limit}",
+            super::search::MAX_TRACES_READ
+        )));
+    }
+    let spss = form
+        .number::<usize>("spss")
+        .map_err(bad)?
+        .unwrap_or(3)
+        .max(1);
+    Ok((
+        super::search::Search {
+            filter,
+            start_ns,
+            end_ns,
+            min_trace_ns: form.duration_ns("minDuration").map_err(bad)?,
+            max_trace_ns: form.duration_ns("maxDuration").map_err(bad)?,
+            limit,
+        },
+        spss,
+    ))
+}
+
+/// `GET /api/search?q=&tags=&minDuration=&maxDuration=&limit=&start=&end=&spss=`.
+pub async fn search(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let (tenant, form) = match request(&req, &state) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let (s, spss) = match tempo_search(&form) {
+        Ok(v) => v,
+        Err(e) => return error_response(e),
+    };
+    let store = state.store.clone();
+    let found = blocking(move || {
+        let results = super::search::search(&store, &tenant, &s)?;
+        let mut keys = vec!["service.name".to_string()];
+        keys.extend(s.filter.attribute_keys());
+        let traces = results
+            .traces
+            .into_iter()
+            .map(|f| {
+                let spans = f
+                    .matched
+                    .iter()
+                    .take(spss)
+                    .map(|&i| {
+                        let sp = &f.spans[i];
+                        let attrs: Vec<crate::model::KeyValue> = keys
+                            .iter()
+                            .filter_map(|k| {
+                                sp.attributes
+                                    .iter()
+                                    .chain(&sp.resource)
+                                    .find(|kv| &kv.key == k)
+                                    .cloned()
+                            })
+                            .collect();
+                        SearchSpan {
+                            span_id: sp.span_id.to_hex(),
+                            name: sp.name.clone(),
+                            start_time_unix_nano: sp.start_ns,
+                            duration_nanos: sp.duration_ns(),
+                            attributes: super::otlp_out::key_values(&attrs),
+                        }
+                    })
+                    .collect::<Vec<_>>();
+                let set = SpanSet {
+                    spans,
+                    matched: f.matched.len(),
+                };
+                let summary = &f.summary;
+                TraceMetadata {
+                    trace_id: summary.trace_id.to_hex(),
+                    root_service_name: summary.root_service.clone(),
+                    root_trace_name: summary.root_operation.clone(),
+                    start_time_unix_nano: summary.start_time_unix_nano,
+                    duration_ms: summary.duration_ns / 1_000_000,
+                    span_sets: vec![set.clone()],
+                    span_set: set,
+                }
+            })
+            .collect();
+        Ok(SearchResponse {
+            traces,
+            metrics: SearchMetrics {
+                inspected_traces: results.inspected,
+                inspected_bytes: "0".into(),
+                completed_jobs: 1,
+                total_jobs: 1,
+            },
+        })
+    })
+    .await;
+    match found {
+        Ok(r) => HttpResponse::Ok().json(r),
         Err(r) => r,
     }
 }

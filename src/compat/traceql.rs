@@ -418,6 +418,8 @@ fn value_matches(v: &AttrValue, op: Op, value: &Value, regex: &Option<Regex>) ->
         (AttrValue::Int(i), Value::Num(n)) => compare(*i as f64, op, *n),
         (AttrValue::Double(d), Value::Num(n)) => compare(*d, op, *n),
         (AttrValue::Bool(b), Value::Bool(x)) => compare(*b, op, *x),
+        // A tag search (`http.status_code=500`) gives every value as text.
+        (other, Value::Str(_)) => text_matches(&other.to_text(), op, value, regex),
         _ => false,
     }
 }
@@ -504,6 +506,56 @@ impl Cond {
 }
 
 impl SpanFilter {
+    /// Tag equalities (`key=value`, on the span or its resource), all on one span, as the
+    /// Tempo and Jaeger tag searches mean them; `service.name` is the resource's.
+    pub fn tags(tags: &[(String, String)]) -> SpanFilter {
+        let conds: Vec<Cond> = tags
+            .iter()
+            .map(|(k, v)| Cond::Cmp {
+                field: if k == "service.name" {
+                    Field::Resource(k.clone())
+                } else {
+                    Field::Any(k.clone())
+                },
+                op: Op::Eq,
+                value: Value::Str(v.clone()),
+                regex: None,
+            })
+            .collect();
+        SpanFilter((!conds.is_empty()).then_some(Cond::And(conds)))
+    }
+
+    /// Both filters on the same span.
+    pub fn and(self, other: SpanFilter) -> SpanFilter {
+        SpanFilter(match (self.0, other.0) {
+            (Some(a), Some(b)) => Some(Cond::And(vec![a, b])),
+            (a, b) => a.or(b),
+        })
+    }
+
+    /// The attribute names the filter reads, in order of appearance.
+    pub fn attribute_keys(&self) -> Vec<String> {
+        fn walk(c: &Cond, out: &mut Vec<String>) {
+            match c {
+                Cond::And(p) | Cond::Or(p) => p.iter().for_each(|c| walk(c, out)),
+                Cond::Cmp {
+                    field: Field::Span(k) | Field::Resource(k) | Field::Any(k),
+                    ..
+                } => {
+                    if !out.contains(k) {
+                        out.push(k.clone());
+                    }
+                }
+                Cond::Cmp { .. } => {}
+            }
+        }
+        let mut out = Vec::new();
+        if let Some(c) = &self.0 {
+            walk(c, &mut out);
+        }
+        out
+    }
+
     pub fn matches(&self, s: &Span, t: &TraceFacts) -> bool {
         self.0.as_ref().is_none_or(|c| c.matches(s, t))
     }
