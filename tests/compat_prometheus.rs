@@ -103,12 +103,16 @@ fn promql_over_otlp_and_remote_written_metrics() {
     let end = (weft::now_ns() / S - 60) * S;
     load(&server, end);
     let t = end / S;
-    assert!(poll(Duration::from_secs(15), || {
-        let (_, b) = prom(&server, &format!("query?query=node_load1&time={t}"));
-        b["data"]["result"]
-            .as_array()
-            .is_some_and(|r| !r.is_empty())
-    }));
+    // Every sample indexed (they may span two partitions, made searchable one by one).
+    let all_in = |metric: &str| {
+        let q = enc(&format!("count_over_time({metric}[11m])"));
+        let (_, b) = prom(&server, &format!("query?query={q}&time={t}"));
+        b["data"]["result"][0]["value"][1] == "61"
+    };
+    assert!(poll(Duration::from_secs(15), || all_in("node_load1")
+        && all_in("queue_depth")
+        && all_in("http_requests")
+        && all_in("http_duration_count")));
 
     // A counter's rate, with labels served as Prometheus serves OTLP.
     let (status, b) = prom(
