@@ -1,8 +1,10 @@
 # Builds the weft binary and runs it with its data under /var/lib/weft.
-FROM rust:1.89-bookworm AS build
+FROM rust:1.95-bookworm AS build
 WORKDIR /src
+# Everything the manifest names: the library and binary, and the declared bench.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY benches ./benches
 COPY config ./config
 RUN cargo build --release --locked --bin weft
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for SECONDS each (default 20), seeded with the official OTLP examples.
+# Runs every fuzz target for SECONDS each (default 20), seeded with the repository's OTLP examples.
 # cargo fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-20}
-fixtures=../../shared/fixtures/otlp-examples
+fixtures=../tests/fixtures/otlp
 export RUSTC_BOOTSTRAP=1
 
 seed() { # target, fixture file: the JSON body behind a selector byte that picks JSON

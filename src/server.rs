@@ -6,6 +6,7 @@ use crate::api::auth::Auth;
 use crate::api::{self, AppState, Routes};
 use crate::config::Config;
 use crate::correlate::incidents::{Detector, Incidents};
+use crate::health::Health;
 use crate::index::{read_checkpoint, Indexer, RedConfig, Store};
 use crate::ingest::traceids::Extractor;
 use crate::ingest::{IngestService, Sink};
@@ -42,15 +43,17 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
 /// Holds an exclusive lock on the data directory for the life of the process, so two weft
 /// processes never write one WAL.
 fn lock_data_dir(dir: &Path) -> Result<File, ServeError> {
-    use std::os::unix::io::AsRawFd;
     let path = dir.join("LOCK");
     let file = File::create(&path).map_err(io(format!("cannot create {}", path.display())))?;
-    // SAFETY: flock on a file descriptor we own; no memory is shared with the call.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        return Err(ServeError::Locked(dir.display().to_string()));
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(ServeError::Locked(dir.display().to_string()))
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(io(format!("cannot lock {}", path.display()))(e))
+        }
     }
-    Ok(file)
 }
 
 fn bind(addr: &str, what: &str) -> Result<TcpListener, ServeError> {
@@ -62,6 +65,7 @@ fn replay_then_open(
     config: &Config,
     checkpoint: u64,
     indexer: Indexer,
+    health: Arc<Health>,
     telemetry: Arc<Telemetry>,
     wal_cell: &OnceLock<Wal>,
 ) -> Result<(), String> {
@@ -73,12 +77,16 @@ fn replay_then_open(
         &mut |seq, batch, bytes| indexer.add(seq, Arc::new(batch), bytes),
     )
     .map_err(|e| format!("WAL replay failed: {e}"))?;
-    indexer.flush()?;
+    // A failing commit here degrades the indexer, which retries; the WAL keeps everything.
+    if let Err(e) = indexer.flush() {
+        tracing::error!(error = %e, "index commit after the replay failed; retrying");
+    }
     let next_seq = stats.last_seq.max(checkpoint) + 1;
     let wal = Wal::start(
         &config.data_dir,
         &config.wal,
         next_seq,
+        health,
         telemetry,
         Box::new(move |seq, batch, bytes| indexer.add(seq, batch, bytes)),
     )
@@ -115,8 +123,12 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
     )))?;
     let _lock = lock_data_dir(&config.data_dir)?;
     let store = Store::open(&config.data_dir, &config.index, telemetry.clone())?;
-    let checkpoint =
-        read_checkpoint(&config.data_dir).map_err(io("cannot read the index checkpoint"))?;
+    // A damaged checkpoint only costs a longer replay: partitions know what they hold.
+    let checkpoint = read_checkpoint(&config.data_dir).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "index checkpoint unreadable; replaying the WAL from the start");
+        0
+    });
+    let health = Arc::new(Health::default());
     let wal_cell = Arc::new(OnceLock::new());
     let red = config.red.enabled.then(|| RedConfig {
         bucket_ns: config.red.bucket_secs * 1_000_000_000,
@@ -125,9 +137,11 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
     let indexer = Indexer::start(
         store.clone(),
         &config.index,
+        config.data_dir.clone(),
         checkpoint,
         wal_cell.clone(),
         red,
+        health.clone(),
     )
     .map_err(io("cannot start the indexer"))?;
     let extractor = Extractor::new(&config.extract)?;
@@ -138,6 +152,7 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
     let ingest = Arc::new(IngestService::new(
         sink,
         extractor,
+        health.clone(),
         telemetry.clone(),
         config.limits.clone(),
     ));
@@ -191,10 +206,12 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
         let indexer = indexer.clone();
         let telemetry = telemetry.clone();
         let wal_cell = wal_cell.clone();
+        let health = health.clone();
         std::thread::Builder::new()
             .name("weft-replay".into())
             .spawn(move || {
-                if let Err(e) = replay_then_open(&config, checkpoint, indexer, telemetry, &wal_cell)
+                if let Err(e) =
+                    replay_then_open(&config, checkpoint, indexer, health, telemetry, &wal_cell)
                 {
                     tracing::error!(error = %e, "cannot become ready; exiting");
                     std::process::exit(1);
@@ -257,9 +274,20 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
     // HTTP has drained; gRPC stops taking new calls and finishes the ones it has.
     let _ = grpc_stop.send(());
     let _ = grpc_thread.join();
+    // The WAL first: every entry it acknowledged then has reached the indexer.
+    let last_seq = wal_cell.get().and_then(Wal::shutdown);
     tracing::info!("stopping: committing indexes");
-    if let Err(e) = indexer.flush() {
-        tracing::error!(error = %e, "final index commit failed; the WAL still holds the data");
+    match (indexer.flush(), last_seq) {
+        // Indexed: the WAL lets go of it, so a clean stop leaves no log behind.
+        (Ok(checkpoint), Some(last)) => {
+            if let Err(e) = Wal::remove_through(&config.data_dir, checkpoint, last) {
+                tracing::warn!(error = %e, "cannot remove indexed WAL segments");
+            }
+        }
+        (Ok(_), None) => {}
+        (Err(e), _) => {
+            tracing::error!(error = %e, "final index commit failed; the WAL still holds the data")
+        }
     }
     Ok(())
 }

@@ -80,11 +80,20 @@ fn logql_queries_over_loki_and_otlp_logs() {
             r#"{env="prod"}"#,
             &format!("{window}&limit=1000"),
         );
-        b["data"]["result"].as_array().map_or(0, |r| {
+        let pushed = b["data"]["result"].as_array().map_or(0, |r| {
             r.iter()
                 .map(|s| s["values"].as_array().unwrap().len())
                 .sum::<usize>()
-        }) == 22
+        });
+        // The OTLP log came in a request of its own: wait for it too.
+        let (_, b, _) = loki(
+            &server,
+            "query_range",
+            r#"{service_name="checkout"}"#,
+            &window,
+        );
+        let otlp = b["data"]["result"].as_array().map_or(0, Vec::len);
+        pushed == 22 && otlp == 1
     }));
 
     // A line filter, a parser and label filters; newest first, as Loki answers by default.

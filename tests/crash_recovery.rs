@@ -118,7 +118,8 @@ fn sigkill_under_load_loses_nothing_acknowledged_and_doubles_nothing() {
         SPANS_PER_TRACE as usize,
         1,
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // The restart replayed and committed the whole WAL before it was ready.
+    assert_eq!(server.metric("weft_index_checkpoint_lag_entries"), 0.0);
     let mut stored_spans = 0;
     for (trace, acks) in &ledger {
         let (status, t) =
@@ -181,17 +182,34 @@ fn sigterm_exits_cleanly_and_keeps_everything() {
 fn a_second_server_on_the_same_directory_is_refused() {
     let mut first = Server::start(&[]);
     let dir = first.take_dir();
-    match Server::spawn(dir.path(), &[]) {
-        Ok(_) => panic!("two servers share one data directory"),
-        Err(e) => assert!(e.contains("exited"), "{e}"),
-    }
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .arg("serve")
+        .env("WEFT_DATA_DIR", dir.path())
+        .env("WEFT_HTTP_LISTEN", "127.0.0.1:0")
+        .env("WEFT_GRPC_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success(),
+        "two servers share one data directory"
+    );
+    assert!(
+        stderr.contains("is in use by another weft process"),
+        "refused for another reason: {stderr}"
+    );
+    // The first one still serves.
+    assert_eq!(first.get_json("/readyz").0, 200);
 }
 
 /// A crash between committing the partitions and writing the checkpoint leaves the checkpoint
-/// behind the indexes. Forcing that state: the replay must skip what each partition has.
+/// behind the indexes. Forcing that state: the WAL as it was before the commit, put back
+/// behind a committed index with the checkpoint at 0; the replay must skip what each
+/// partition has.
 #[test]
 fn replay_behind_the_indexes_adds_nothing_twice() {
-    let mut server = Server::start(&[]);
+    // No commit until the stop: the WAL still holds every entry when it is copied.
+    let mut server = Server::start(&[("WEFT_INDEX_COMMIT_INTERVAL_MS", "600000")]);
     let dir = server.take_dir();
     for trace in 0..5 {
         let spans = otlp::traces(
@@ -219,7 +237,29 @@ fn replay_behind_the_indexes_adds_nothing_twice() {
             200
         );
     }
+    let wal = dir.path().join("wal");
+    let kept = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(&wal).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), kept.path().join(f.file_name())).unwrap();
+    }
     assert!(server.terminate().success());
+    // A clean stop indexed everything and let the WAL go: what is left is an empty segment.
+    let left: Vec<u64> = std::fs::read_dir(&wal)
+        .unwrap()
+        .map(|f| f.unwrap().metadata().unwrap().len())
+        .collect();
+    assert!(
+        left.iter().all(|&len| len <= 8),
+        "WAL after a clean stop: {left:?}"
+    );
+    for f in std::fs::read_dir(&wal).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    for f in std::fs::read_dir(kept.path()).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), wal.join(f.file_name())).unwrap();
+    }
     std::fs::write(dir.path().join("index/checkpoint"), "0\n").unwrap();
     let server = Server::start_in(dir.path(), &[]);
     assert_eq!(
@@ -396,7 +436,14 @@ fn sigterm_under_load_drains_commits_and_exits() {
             std::thread::spawn(move || client(base, c * 1_000_000, ledger))
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(800));
+    // Under load: some traces acknowledged before the stop is asked for.
+    assert!(poll(Duration::from_secs(30), || ledger
+        .lock()
+        .unwrap()
+        .values()
+        .filter(|a| a.spans)
+        .count()
+        >= 20));
     let asked = std::time::Instant::now();
     let status = server.terminate();
     let took = asked.elapsed();

@@ -29,30 +29,43 @@ fn send_fixture(s: &Server, file: &str, path: &str) {
 }
 
 #[test]
-fn official_examples_are_read_back_field_by_field() {
+fn spec_shaped_examples_are_read_back_field_by_field() {
     let s = Server::start(&[]);
     send_fixture(&s, "trace.json", "/v1/traces");
     send_fixture(&s, "logs.json", "/v1/logs");
     send_fixture(&s, "events.json", "/v1/logs");
     send_fixture(&s, "metrics.json", "/v1/metrics");
-    s.wait_indexed(&[("spans", 1), ("logs", 2)]);
+    s.wait_indexed(&[("spans", 1), ("logs", 2), ("metrics", 5)]);
 
     // Upper-case hex in the request and in the URL: both normalise to lowercase.
-    let t = s.wait_for_trace("5B8EFFF798038103D269B633813FC60C", None, 1, 1);
-    assert_eq!(t["trace_id"], "5b8efff798038103d269b633813fc60c");
+    let t = s.wait_for_trace("A1B2C3D4E5F60718293A4B5C6D7E8F90", None, 1, 1);
+    assert_eq!(t["trace_id"], "a1b2c3d4e5f60718293a4b5c6d7e8f90");
     let span = &t["spans"][0];
-    assert_eq!(span["span_id"], "eee19b7ec3c1b174");
-    assert_eq!(span["parent_span_id"], "eee19b7ec3c1b173");
-    assert_eq!(span["name"], "I'm a server span");
+    assert_eq!(span["span_id"], "1a2b3c4d5e6f7081");
+    assert_eq!(span["parent_span_id"], "1a2b3c4d5e6f7080");
+    assert_eq!(span["name"], "POST /charge");
     assert_eq!(span["kind"], 2);
-    assert_eq!(span["service"], "my.service");
-    assert_eq!(span["start_time_unix_nano"], "1544712660000000000");
-    assert_eq!(span["end_time_unix_nano"], "1544712661000000000");
-    assert_eq!(span["duration_ns"], 1_000_000_000u64);
-    assert_eq!(span["attributes"]["my.span.attr"], "some value");
-    assert_eq!(span["resource"]["service.name"], "my.service");
-    assert_eq!(span["scope"]["name"], "my.library");
-    assert_eq!(span["scope"]["version"], "1.0.0");
+    assert_eq!(span["service"], "payments");
+    assert_eq!(span["start_time_unix_nano"], "1795687200000000000");
+    assert_eq!(span["end_time_unix_nano"], "1795687200250000000");
+    assert_eq!(span["duration_ns"], 250_000_000u64);
+    assert_eq!(span["trace_state"], "vendor=abc");
+    assert_eq!(span["status"]["code"], 2);
+    assert_eq!(span["status"]["message"], "card network timed out");
+    assert_eq!(span["attributes"]["http.response.status_code"], 502);
+    assert_eq!(span["resource"]["k8s.pod.name"], "payments-7f9c-2kq4");
+    assert_eq!(span["scope"]["name"], "io.weft.fixtures");
+    assert_eq!(span["scope"]["version"], "2.1.0");
+    assert_eq!(span["events"][0]["name"], "exception");
+    assert_eq!(
+        span["events"][0]["attributes"]["exception.type"],
+        "GatewayTimeout"
+    );
+    assert_eq!(
+        span["links"][0]["trace_id"],
+        "0f0e0d0c0b0a09080706050403020100"
+    );
+    assert_eq!(span["links"][0]["attributes"]["link.reason"], "retry of");
 
     let logs = t["logs"].as_array().unwrap();
     assert_eq!(
@@ -61,44 +74,48 @@ fn official_examples_are_read_back_field_by_field() {
         "only the log with the trace ID belongs to the trace"
     );
     let log = &logs[0];
-    assert_eq!(log["body"], "Example log record");
-    assert_eq!(log["severity_number"], 10);
-    assert_eq!(log["severity_text"], "Information");
-    assert_eq!(log["span_id"], "eee19b7ec3c1b174");
-    assert_eq!(log["time_unix_nano"], "1544712660300000000");
+    assert_eq!(log["body"], "charge failed after 200 ms");
+    assert_eq!(log["severity_number"], 17);
+    assert_eq!(log["severity_text"], "ERROR");
+    assert_eq!(log["span_id"], "1a2b3c4d5e6f7081");
+    assert_eq!(log["time_unix_nano"], "1795687200210000000");
+    assert_eq!(log["observed_time_unix_nano"], "1795687200211000000");
     let a = &log["attributes"];
-    assert_eq!(a["string.attribute"], "some string");
-    assert_eq!(a["boolean.attribute"], true);
-    assert_eq!(a["int.attribute"], 10);
-    assert_eq!(a["double.attribute"], 637.704);
-    assert_eq!(a["array.attribute"], serde_json::json!(["many", "values"]));
-    assert_eq!(a["map.attribute"]["some.map.key"], "some value");
+    assert_eq!(a["text.attr"], "visa");
+    assert_eq!(a["flag.attr"], false);
+    assert_eq!(a["count.attr"], 3);
+    assert_eq!(a["ratio.attr"], 0.25);
+    assert_eq!(a["list.attr"], serde_json::json!(["a", 2]));
+    assert_eq!(a["map.attr"]["inner"], "deep");
+    assert_eq!(a["bytes.attr"], "010203");
     assert_eq!(log["link"]["method"], "structured");
     assert_eq!(log["link"]["field"], "traceId");
-    assert_eq!(t["exemplars"], serde_json::json!([]));
+    // The histogram's exemplar names the trace.
+    let exemplars = t["exemplars"].as_array().unwrap();
+    assert_eq!(exemplars.len(), 1, "{t}");
+    assert_eq!(exemplars[0]["metric"], "payments.charge.duration");
+    assert_eq!(exemplars[0]["exemplars"][0]["value"], 250.0);
 
     // The event (no trace ID) is found by search, with its structured body and no link.
-    let (status, found) = s.get_json("/api/v1/logs?q=guidgenerator");
+    let (status, found) = s.get_json("/api/v1/logs?q=quickbutton");
     assert_eq!(status, 200, "{found}");
     assert_eq!(found["count"], 1);
     let event = &found["logs"][0];
-    assert_eq!(event["event_name"], "browser.page_view");
-    assert_eq!(event["body"]["title"], "Free Online GUID Generator");
+    assert_eq!(event["event_name"], "checkout.button_click");
+    assert_eq!(event["body"]["label"], "Pay now quickbutton");
+    assert_eq!(event["body"]["position"], 2);
     assert_eq!(event["link"], Value::Null);
 
-    // All four metrics arrived intact: every point kind was accepted, none rejected.
-    assert_eq!(
-        s.metric("weft_records_accepted_total{signal=\"metrics\"}"),
-        4.0
-    );
-    assert_eq!(
-        s.metric("weft_records_accepted_total{signal=\"spans\"}"),
-        1.0
-    );
-    assert_eq!(
-        s.metric("weft_records_accepted_total{signal=\"logs\"}"),
-        2.0
-    );
+    // Every point kind arrived intact: none was rejected.
+    for (signal, n) in [("metrics", 5.0), ("spans", 1.0), ("logs", 2.0)] {
+        assert_eq!(
+            s.metric(&format!(
+                "weft_records_accepted_total{{signal=\"{signal}\"}}"
+            )),
+            n,
+            "{signal}"
+        );
+    }
 }
 
 #[test]
@@ -635,6 +652,14 @@ fn logs_without_trace_ids_are_offered_as_inferred_candidates() {
 /// Every request the OpenAPI document describes is served, with a documented status. Query
 /// and path parameters take the document's examples (`{trace_id}` in an example is the real
 /// trace's ID).
+/// A parameter of the document, its `$ref` into components.parameters followed.
+fn resolve<'a>(doc: &'a Value, p: &'a Value) -> &'a Value {
+    match p["$ref"].as_str().and_then(|r| r.rsplit('/').next()) {
+        Some(name) => &doc["components"]["parameters"][name],
+        None => p,
+    }
+}
+
 #[test]
 fn the_openapi_document_matches_the_routes() {
     let s = Server::start(&[]);
@@ -652,10 +677,12 @@ fn the_openapi_document_matches_the_routes() {
             let mut path = path.replace("{trace_id}", &id);
             let mut query = Vec::new();
             for p in op["parameters"].as_array().into_iter().flatten() {
+                let p = resolve(&doc, p);
                 let Some(example) = p["example"].as_str() else {
                     continue;
                 };
-                let value = example.replace("{trace_id}", &id);
+                // The documented trace ID stands for the one sent above.
+                let value = example.replace("5b8efff798038103d269b633813fc60c", &id);
                 let name = p["name"].as_str().unwrap();
                 match p["in"].as_str() {
                     Some("path") => path = path.replace(&format!("{{{name}}}"), &value),

@@ -192,3 +192,29 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+#[test]
+fn a_method_a_path_does_not_take_is_405_not_404() {
+    let s = Server::start(&[]);
+    let client = reqwest::blocking::Client::new();
+    for (method, path) in [
+        (reqwest::Method::POST, "/api/v1/incidents"),
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/traces/0123456789abcdef0123456789abcdef",
+        ),
+        (reqwest::Method::PUT, "/metrics"),
+        (reqwest::Method::GET, "/v1/traces"),
+    ] {
+        let status = client
+            .request(method.clone(), s.url(path))
+            .send()
+            .unwrap()
+            .status();
+        assert_eq!(status, 405, "{method} {path}");
+    }
+    assert_eq!(
+        client.get(s.url("/no/such/path")).send().unwrap().status(),
+        404
+    );
+}

@@ -40,9 +40,9 @@ pub enum Routes {
 
 /// The route table. Tests call it to build an `App` without a socket.
 pub fn configure(cfg: &mut web::ServiceConfig, routes: Routes) {
-    cfg.route("/healthz", web::get().to(ops::healthz))
-        .route("/readyz", web::get().to(ops::readyz))
-        .route("/metrics", web::get().to(ops::metrics));
+    cfg.service(get("/healthz", ops::healthz))
+        .service(get("/readyz", ops::readyz))
+        .service(get("/metrics", ops::metrics));
     if routes != Routes::Query {
         cfg.service(web::resource("/v1/traces").route(web::post().to(otlp_http::traces)))
             .service(web::resource("/v1/logs").route(web::post().to(otlp_http::logs)))
@@ -58,43 +58,44 @@ pub fn configure(cfg: &mut web::ServiceConfig, routes: Routes) {
     };
     cfg.service(logs);
     if routes != Routes::Ingest {
-        cfg.route("/api/v1/traces", web::get().to(search::search))
-            .route("/api/v1/traces/{trace_id}", web::get().to(query::trace))
-            .route("/api/v1/services", web::get().to(search::services))
-            .route(
+        cfg.service(get("/api/v1/traces", search::search))
+            .service(get("/api/v1/traces/{trace_id}", query::trace))
+            .service(get("/api/v1/services", search::services))
+            .service(get(
                 "/api/v1/services/{service}/operations",
-                web::get().to(search::operations),
-            )
-            .route(
-                "/api/v1/spans/attributes",
-                web::get().to(search::attribute_keys),
-            )
-            .route(
+                search::operations,
+            ))
+            .service(get("/api/v1/spans/attributes", search::attribute_keys))
+            .service(get(
                 "/api/v1/spans/attributes/{key}/values",
-                web::get().to(search::attribute_values),
-            )
-            .route("/api/v1/correlate/metric", web::get().to(correlate::metric))
-            .route("/api/v1/correlate/diff", web::get().to(correlate::diff))
-            .route("/api/v1/timeline", web::get().to(correlate::timeline))
-            .route("/api/v1/incidents", web::get().to(correlate::incidents))
-            .route("/api/v1/incidents/{id}", web::get().to(correlate::incident))
-            .route("/api/v1/metrics/query", web::get().to(metrics::query))
-            .route(
-                "/api/v1/metrics/anomalies",
-                web::get().to(metrics::anomalies),
-            )
-            .route("/api/v1/metrics/names", web::get().to(metrics::names))
-            .route(
-                "/api/v1/metrics/labels",
-                web::get().to(metrics::label_names),
-            )
-            .route(
+                search::attribute_values,
+            ))
+            .service(get("/api/v1/correlate/metric", correlate::metric))
+            .service(get("/api/v1/correlate/diff", correlate::diff))
+            .service(get("/api/v1/timeline", correlate::timeline))
+            .service(get("/api/v1/incidents", correlate::incidents))
+            .service(get("/api/v1/incidents/{id}", correlate::incident))
+            .service(get("/api/v1/metrics/query", metrics::query))
+            .service(get("/api/v1/metrics/anomalies", metrics::anomalies))
+            .service(get("/api/v1/metrics/names", metrics::names))
+            .service(get("/api/v1/metrics/labels", metrics::label_names))
+            .service(get(
                 "/api/v1/metrics/labels/{label}/values",
-                web::get().to(metrics::label_values),
-            )
-            .route("/api/v1/openapi.json", web::get().to(ops::openapi));
+                metrics::label_values,
+            ))
+            .service(get("/api/v1/openapi.json", ops::openapi));
     }
     cfg.configure(|c| crate::compat::routes(c, routes));
+}
+
+/// A GET resource: another method on its path answers 405 (Method Not Allowed), not 404.
+fn get<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path).route(web::get().to(handler))
 }
 
 /// Builds the app for one listener, with request latency recorded per route pattern.
@@ -139,8 +140,6 @@ pub fn app(
 }
 
 /// The tenant of a read request, or the response that refuses it.
-// The error is the response itself, handed straight back to actix; boxing it buys nothing.
-#[allow(clippy::result_large_err)]
 pub(crate) fn tenant_of(
     req: &actix_web::HttpRequest,
     state: &AppState,

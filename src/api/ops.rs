@@ -8,17 +8,17 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok\n")
 }
 
-/// 503 until the WAL replay has finished and writes are accepted.
+/// 503 until the WAL replay has finished and writes are accepted, and whenever the WAL or
+/// the indexer fails (a full disk), with the reason.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if state.ingest.is_ready() {
-        HttpResponse::Ok()
+    match state.ingest.not_ready() {
+        None => HttpResponse::Ok()
             .content_type("text/plain")
-            .body("ready\n")
-    } else {
-        HttpResponse::ServiceUnavailable()
+            .body("ready\n"),
+        Some(why) => HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "1"))
             .content_type("text/plain")
-            .body("replaying write-ahead log\n")
+            .body(format!("not ready: {why}\n")),
     }
 }
 

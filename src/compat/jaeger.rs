@@ -285,7 +285,6 @@ pub fn jaeger_trace(spans: &[Span]) -> JaegerTrace {
     }
 }
 
-#[allow(clippy::result_large_err)] // the error is the response itself
 fn request(req: &HttpRequest, state: &AppState) -> Result<(TenantId, Form), HttpResponse> {
     let tenant = state
         .auth

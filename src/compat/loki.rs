@@ -570,7 +570,6 @@ fn loki_error(e: LokiError) -> HttpResponse {
     }
 }
 
-#[allow(clippy::result_large_err)] // the error is the response itself
 fn request(
     req: &HttpRequest,
     state: &AppState,
@@ -785,7 +784,6 @@ fn label_sets(
 /// The tenant, optional stream selector and window of a label listing.
 type LabelRequest = (TenantId, Option<LogQuery>, (u64, u64));
 
-#[allow(clippy::result_large_err)] // the error is the response itself
 fn label_request(
     req: &HttpRequest,
     state: &AppState,

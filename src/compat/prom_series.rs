@@ -260,7 +260,6 @@ pub fn to_prom(points: &[MetricPoint]) -> (Vec<PromSeries>, Vec<PromExemplar>) {
     (series, exemplars)
 }
 
-#[allow(clippy::too_many_arguments)] // the parts of one histogram point, named
 fn histogram(
     out: &mut Out,
     base: &PromLabels,

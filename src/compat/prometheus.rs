@@ -158,7 +158,6 @@ fn service_error(e: &dyn crate::error::ServiceError) -> HttpResponse {
 }
 
 /// The tenant and the parameters (query string and form body) of a request.
-#[allow(clippy::result_large_err)] // the error is the response itself
 fn request(
     req: &HttpRequest,
     state: &AppState,

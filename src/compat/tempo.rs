@@ -100,7 +100,6 @@ pub(crate) async fn blocking<T: Send + 'static>(
     }
 }
 
-#[allow(clippy::result_large_err)] // the error is the response itself
 pub(crate) fn request(
     req: &HttpRequest,
     state: &AppState,

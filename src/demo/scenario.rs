@@ -111,7 +111,6 @@ impl Scenario {
         b.to_vec()
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn span(
         &mut self,
         b: &mut Batch,

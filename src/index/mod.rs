@@ -51,6 +51,10 @@ pub enum IndexError {
     /// to narrow the query.
     #[error("query too costly: {0}")]
     TooCostly(String),
+    #[error("indexing is failing: {0}")]
+    Degraded(String),
+    #[error("index data is damaged: {0}")]
+    Damaged(String),
 }
 
 impl ServiceError for IndexError {
@@ -58,6 +62,7 @@ impl ServiceError for IndexError {
         match self {
             IndexError::Query(_) => ErrorCode::InvalidArgument,
             IndexError::TooManyPoints { .. } | IndexError::TooCostly(_) => ErrorCode::TooCostly,
+            IndexError::Degraded(_) => ErrorCode::Unavailable,
             _ => ErrorCode::Internal,
         }
     }
@@ -129,31 +134,57 @@ impl Store {
                     std::fs::remove_dir_all(entry.path())?;
                     continue;
                 }
-                store.open_partition(PartitionKey { signal, start_secs })?;
+                let key = PartitionKey { signal, start_secs };
+                let opened = store
+                    .open_partition(key)
+                    .and_then(|p| store.learn_tenants(&p));
+                if let Err(e) = opened {
+                    store.partitions.write().remove(&key);
+                    store.set_aside(key, &e)?;
+                }
             }
         }
         store.update_document_gauges();
-        store.learn_tenants()?;
         Ok(Arc::new(store))
     }
 
-    /// Tenants found in the term dictionaries at start-up; their clock starts at the time of
-    /// their newest partition's end or now, whichever is earlier.
-    fn learn_tenants(&self) -> Result<(), IndexError> {
+    /// Moves a partition that cannot be opened to `index/damaged/`, so the others serve: its
+    /// records are out of every answer until someone repairs it (they are not deleted).
+    fn set_aside(&self, key: PartitionKey, e: &IndexError) -> Result<(), IndexError> {
+        let damaged = self.root.join(DAMAGED_DIR);
+        std::fs::create_dir_all(&damaged)?;
+        let to = damaged.join(format!(
+            "{}-{}-{}",
+            key.signal.as_str(),
+            key.start_secs,
+            crate::now_ns()
+        ));
+        std::fs::rename(self.dir_of(key), &to)?;
+        self.telemetry.partitions_damaged.inc();
+        tracing::error!(
+            signal = key.signal.as_str(),
+            partition = key.start_secs,
+            error = %e,
+            moved_to = %to.display(),
+            "index partition cannot be opened; set aside, the others serve"
+        );
+        Ok(())
+    }
+
+    /// Tenants found in a partition's term dictionary at start-up; their clock starts at the
+    /// time of their newest partition's end or now, whichever is earlier.
+    fn learn_tenants(&self, p: &Partition) -> Result<(), IndexError> {
         let now = crate::now_ns();
         let mut tenants = self.tenants.write();
-        for p in self.partitions.read().values() {
-            let searcher = p.reader.searcher();
-            for seg in searcher.segment_readers() {
-                let inverted = seg.inverted_index(self.fields.tenant)?;
-                let mut terms = inverted.terms().stream()?;
-                while terms.advance() {
-                    let Ok(t) = TenantId::new(&String::from_utf8_lossy(terms.key())) else {
-                        continue;
-                    };
-                    let seen = tenants.entry(t).or_insert(0);
-                    *seen = (*seen).max(p.end_ns.min(now));
-                }
+        for seg in p.reader.searcher().segment_readers() {
+            let inverted = seg.inverted_index(self.fields.tenant)?;
+            let mut terms = inverted.terms().stream()?;
+            while terms.advance() {
+                let Ok(t) = TenantId::new(&String::from_utf8_lossy(terms.key())) else {
+                    continue;
+                };
+                let seen = tenants.entry(t).or_insert(0);
+                *seen = (*seen).max(p.end_ns.min(now));
             }
         }
         Ok(())
@@ -223,6 +254,11 @@ impl Store {
         Ok(partition)
     }
 
+    /// The partition for `key` if it exists.
+    pub(crate) fn existing(&self, key: PartitionKey) -> Option<Arc<Partition>> {
+        self.partitions.read().get(&key).cloned()
+    }
+
     /// The partition for `key`, created empty if it does not exist yet.
     pub(crate) fn get_or_create(&self, key: PartitionKey) -> Result<Arc<Partition>, IndexError> {
         if let Some(p) = self.partitions.read().get(&key) {
@@ -280,6 +316,8 @@ fn index_settings() -> tantivy::IndexSettings {
 }
 
 const CHECKPOINT_FILE: &str = "checkpoint";
+/// Where partitions that cannot be opened are moved, under the index root.
+const DAMAGED_DIR: &str = "damaged";
 
 /// The WAL sequence number that every partition has committed (0 when none).
 pub fn read_checkpoint(data_dir: &Path) -> std::io::Result<u64> {

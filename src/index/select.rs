@@ -285,7 +285,22 @@ impl Store {
         searcher: &tantivy::Searcher,
         addr: DocAddress,
     ) -> Result<Option<Record>, IndexError> {
-        let doc: TantivyDocument = searcher.doc(addr)?;
+        // A damaged block is that segment's problem, said so, not a bare i/o error (and not a
+        // panic on the blocking pool, should a decoder panic on garbage).
+        let damaged = |why: String| {
+            let segment = searcher.segment_reader(addr.segment_ord).segment_id();
+            IndexError::Damaged(format!(
+                "a stored block of index segment {} does not decode ({why}); that partition is \
+                 damaged, the others still answer",
+                segment.uuid_string()
+            ))
+        };
+        let doc: TantivyDocument =
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| searcher.doc(addr))) {
+                Ok(Ok(doc)) => doc,
+                Ok(Err(e)) => return Err(damaged(e.to_string())),
+                Err(_) => return Err(damaged("the decoder panicked".into())),
+            };
         let Some(raw) = doc.get_first(self.fields.raw).and_then(|v| v.as_bytes()) else {
             return Ok(None);
         };

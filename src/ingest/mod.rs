@@ -13,6 +13,7 @@ pub mod traceids;
 
 use crate::config::LimitsConfig;
 use crate::error::{ErrorCode, ServiceError};
+use crate::health::Health;
 use crate::model::{Batch, Signal, TenantId};
 use crate::telemetry::Telemetry;
 use crate::wal::{Wal, WalError};
@@ -25,6 +26,10 @@ use traceids::Extractor;
 pub enum IngestError {
     #[error("weft is replaying its write-ahead log and not ready for writes yet")]
     NotReady,
+    /// Indexing fails (a full disk): accepting more would only grow the WAL past what can be
+    /// indexed; weft retries and takes writes again once it commits.
+    #[error("weft cannot index now ({0}); retry later")]
+    Degraded(String),
     #[error("{0}")]
     AllRejected(String),
     #[error(transparent)]
@@ -36,7 +41,7 @@ pub enum IngestError {
 impl ServiceError for IngestError {
     fn code(&self) -> ErrorCode {
         match self {
-            IngestError::NotReady => ErrorCode::Unavailable,
+            IngestError::NotReady | IngestError::Degraded(_) => ErrorCode::Unavailable,
             IngestError::AllRejected(_) => ErrorCode::InvalidArgument,
             IngestError::Wal(e) => e.code(),
             IngestError::Admission(e) => e.code(),
@@ -49,6 +54,7 @@ impl ServiceError for IngestError {
             IngestError::Wal(e) => e.retry_after(),
             IngestError::AllRejected(_) => None,
             IngestError::NotReady => Some(std::time::Duration::from_secs(1)),
+            IngestError::Degraded(_) => Some(std::time::Duration::from_secs(5)),
         }
     }
 }
@@ -74,6 +80,7 @@ pub enum Sink {
 pub struct IngestService {
     sink: Sink,
     extractor: Extractor,
+    health: Arc<Health>,
     telemetry: Arc<Telemetry>,
     limits: LimitsConfig,
     admission: Admission,
@@ -83,12 +90,14 @@ impl IngestService {
     pub fn new(
         sink: Sink,
         extractor: Extractor,
+        health: Arc<Health>,
         telemetry: Arc<Telemetry>,
         limits: LimitsConfig,
     ) -> Self {
         Self {
             sink,
             extractor,
+            health,
             telemetry,
             admission: Admission::new(
                 limits.max_inflight_bytes,
@@ -104,10 +113,15 @@ impl IngestService {
         &self.admission
     }
 
-    pub fn is_ready(&self) -> bool {
+    /// Why writes cannot be taken now: the replay is not done, or the WAL or the indexer
+    /// fails (`health`).
+    pub fn not_ready(&self) -> Option<String> {
         match &self.sink {
-            Sink::Wal(wal) => wal.get().is_some(),
-            Sink::Null => true,
+            Sink::Wal(wal) if wal.get().is_none() => {
+                Some("replaying the write-ahead log".to_string())
+            }
+            Sink::Wal(_) => self.health.problem(),
+            Sink::Null => None,
         }
     }
 
@@ -169,6 +183,10 @@ impl IngestService {
             },
             Sink::Null => None,
         };
+        if let Some(problem) = self.health.index_problem() {
+            self.count_refused_request(signal, "index_failing");
+            return Err(IngestError::Degraded(problem));
+        }
         if let Err(e) = self.admission.take_records(&tenant, accepted) {
             self.count_refused_request(signal, e.reason());
             self.telemetry

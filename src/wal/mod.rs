@@ -23,10 +23,15 @@
 //!   commit).
 //! - A failed write is cut off again (the file is truncated to its last good length) before
 //!   anything else is appended, so an error never leaves garbage in front of later entries. If
-//!   even that fails, or an fsync fails, the log refuses all further appends until restart: after
-//!   a failed fsync the kernel may have dropped the data, and only a replay knows what is there.
+//!   even that fails, or an fsync fails, the log is *broken*: it refuses appends (503) and, at
+//!   most once a second when asked to append, tries to mend: cut the segment back to its last
+//!   good entry, make that durable, and continue in a new segment. After a failed fsync the
+//!   kernel may have dropped the unsynced group; its entries were never acknowledged, and the
+//!   cut removes them, so a retry by the client is not a duplicate.
 //! - Each start appends to a fresh segment; replayed segments are never written again.
-//! - A segment is deleted only when every entry in it is at or below the index checkpoint.
+//! - A segment is deleted only when every entry in it is at or below the index checkpoint; when
+//!   that holds for the current segment too (everything is indexed, as after a clean stop), it
+//!   is closed and deleted, and appends continue in a new one.
 //!
 //! # Recovery
 //!
@@ -38,6 +43,7 @@
 
 use crate::config::{FsyncPolicy, WalConfig};
 use crate::error::{ErrorCode, ServiceError};
+use crate::health::Health;
 use crate::model::{codec, Batch};
 use crate::telemetry::Telemetry;
 use std::fs::{self, File, OpenOptions};
@@ -54,6 +60,8 @@ const MAGIC_V0: &[u8; 8] = b"WEFTWAL1";
 const HEADER_BYTES: usize = 16;
 /// Larger than any request weft accepts; a length beyond it can only be damage.
 pub const MAX_ENTRY_BYTES: usize = 256 * 1024 * 1024;
+/// How long a failed write keeps the log reported as failing when nothing else is written.
+const FAILED_WRITE_MEMORY: Duration = Duration::from_secs(5);
 /// Upper bound of bytes written per group commit, so one fsync never waits on a huge group.
 const MAX_GROUP_BYTES: usize = 64 * 1024 * 1024;
 
@@ -88,10 +96,13 @@ enum Command {
         batch: Arc<Batch>,
         done: oneshot::Sender<Result<u64, WalError>>,
     },
-    /// Periodic fsync for `fsync = "interval"`.
-    Sync,
+    /// The periodic tick: fsync for `fsync = "interval"`, mending a broken log, forgetting a
+    /// failed write once writes could succeed again.
+    Tick,
     /// Delete segments whose entries are all at or below this sequence number.
     TruncateThrough(u64),
+    /// Finish what is queued, sync, and stop; replies with the last sequence number written.
+    Shutdown(oneshot::Sender<u64>),
 }
 
 /// A handle to the WAL writer thread. Cloning is cheap; the thread ends when all handles drop.
@@ -258,6 +269,7 @@ impl Wal {
         data_dir: &Path,
         config: &WalConfig,
         next_seq: u64,
+        health: Arc<Health>,
         telemetry: Arc<Telemetry>,
         sink: Sink,
     ) -> io::Result<Wal> {
@@ -283,6 +295,9 @@ impl Wal {
             policy: config.fsync,
             unsynced: false,
             broken: false,
+            failing: None,
+            last_repair: None,
+            health,
             telemetry,
             sink,
         };
@@ -290,19 +305,24 @@ impl Wal {
         std::thread::Builder::new()
             .name("weft-wal".into())
             .spawn(move || writer.run(rx))?;
-        if config.fsync == FsyncPolicy::Interval {
-            let weak = tx.downgrade();
-            let period = Duration::from_millis(config.fsync_interval_ms);
-            std::thread::Builder::new()
-                .name("weft-wal-sync".into())
-                .spawn(move || loop {
-                    std::thread::sleep(period);
-                    match weak.upgrade() {
-                        Some(tx) if tx.blocking_send(Command::Sync).is_ok() => {}
-                        _ => return,
-                    }
-                })?;
+        // The periodic fsync of `interval`, and (whatever the policy) a tick at least once a
+        // second, so a log that failed mends itself and says so without waiting for traffic:
+        // a readiness probe must not wait for writes that only come once it is ready.
+        let weak = tx.downgrade();
+        let period = match config.fsync {
+            FsyncPolicy::Interval => Duration::from_millis(config.fsync_interval_ms),
+            _ => Duration::from_secs(1),
         }
+        .min(Duration::from_secs(1));
+        std::thread::Builder::new()
+            .name("weft-wal-tick".into())
+            .spawn(move || loop {
+                std::thread::sleep(period);
+                match weak.upgrade() {
+                    Some(tx) if tx.blocking_send(Command::Tick).is_ok() => {}
+                    _ => return,
+                }
+            })?;
         Ok(Wal { tx })
     }
 
@@ -332,6 +352,59 @@ impl Wal {
         // A full queue only delays truncation to the next checkpoint.
         let _ = self.tx.try_send(Command::TruncateThrough(seq));
     }
+
+    /// Writes what is queued (handing every entry to the sink), syncs and stops the writer;
+    /// returns the last sequence number written. For a clean stop: once the indexer has then
+    /// committed, `remove_through` drops what it holds.
+    pub fn shutdown(&self) -> Option<u64> {
+        let (done, wait) = oneshot::channel();
+        self.tx.blocking_send(Command::Shutdown(done)).ok()?;
+        wait.blocking_recv().ok()
+    }
+
+    /// Deletes the segments of a stopped log whose entries are all at or below `checkpoint`;
+    /// `last_seq` is the last entry written (what `shutdown` returned).
+    pub fn remove_through(data_dir: &Path, checkpoint: u64, last_seq: u64) -> io::Result<()> {
+        let segments = list_segments(&wal_dir(data_dir))?;
+        let ends = segments
+            .iter()
+            .skip(1)
+            .map(|(first, _)| first - 1)
+            .chain(std::iter::once(last_seq));
+        for ((_, path), last) in segments.iter().zip(ends) {
+            if last <= checkpoint {
+                fs::remove_file(path)?;
+            }
+        }
+        sync_dir(&wal_dir(data_dir))
+    }
+
+    /// Reads the entries in `(after_seq, through_seq]` without changing any file: safe beside
+    /// the running writer (a torn tail being written is where reading stops). For the indexer
+    /// to re-add what a failed commit lost.
+    pub fn read_range(
+        data_dir: &Path,
+        after_seq: u64,
+        through_seq: u64,
+        f: &mut dyn FnMut(u64, Batch, usize),
+    ) -> io::Result<u64> {
+        let mut read = 0;
+        for (_, path) in list_segments(&wal_dir(data_dir))? {
+            read_segment(&path, after_seq, &mut |seq, payload, legacy| {
+                if seq > through_seq {
+                    return;
+                }
+                match codec::decode_batch(payload, legacy) {
+                    Ok(batch) => {
+                        read += 1;
+                        f(seq, batch, payload.len());
+                    }
+                    Err(e) => tracing::error!(seq, error = %e, "WAL entry does not decode"),
+                }
+            })?;
+        }
+        Ok(read)
+    }
 }
 
 struct Segment {
@@ -349,6 +422,12 @@ struct Writer {
     policy: FsyncPolicy,
     unsynced: bool,
     broken: bool,
+    /// When the last write failed (the file was cut back, so the next may succeed): reported
+    /// as a problem until one does, or for `FAILED_WRITE_MEMORY`.
+    failing: Option<Instant>,
+    /// When mending a broken log was last tried.
+    last_repair: Option<Instant>,
+    health: Arc<Health>,
     telemetry: Arc<Telemetry>,
     sink: Sink,
 }
@@ -398,6 +477,9 @@ impl Writer {
                         done,
                     } => {
                         if self.broken {
+                            self.try_repair();
+                        }
+                        if self.broken {
                             let _ = done.send(Err(WalError::Broken));
                         } else {
                             let seq = self.next_seq + group.len() as u64;
@@ -410,8 +492,16 @@ impl Writer {
                             });
                         }
                     }
-                    Command::Sync => self.sync_if_needed(),
+                    Command::Tick => self.tick(),
                     Command::TruncateThrough(seq) => self.truncate_through(seq),
+                    Command::Shutdown(done) => {
+                        if !group.is_empty() {
+                            self.commit_group(&mut group, &buf);
+                        }
+                        self.sync_if_needed();
+                        let _ = done.send(self.next_seq - 1);
+                        return;
+                    }
                 }
                 if buf.len() < MAX_GROUP_BYTES {
                     next = rx.try_recv().ok();
@@ -428,6 +518,9 @@ impl Writer {
     fn commit_group(&mut self, group: &mut Vec<Pending>, buf: &[u8]) {
         match self.write_durably(buf) {
             Ok(()) => {
+                if self.failing.take().is_some() && !self.broken {
+                    self.health.set_wal(None);
+                }
                 self.next_seq += group.len() as u64;
                 self.telemetry.wal_bytes.inc_by(buf.len() as u64);
                 for p in group.drain(..) {
@@ -441,12 +534,17 @@ impl Writer {
                 {
                     if let Err(e) = self.open_segment() {
                         tracing::error!(error = %e, "cannot start a new WAL segment");
-                        self.broken = true;
+                        self.mark_broken(&e);
                     }
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "WAL write failed; the batch was not acknowledged");
+                if !self.broken {
+                    self.failing = Some(Instant::now());
+                    self.health
+                        .set_wal(Some(format!("the last write failed ({e})")));
+                }
                 for p in group.drain(..) {
                     let _ = p
                         .done
@@ -461,6 +559,7 @@ impl Writer {
             .current
             .as_mut()
             .ok_or_else(|| io::Error::other("no segment"))?;
+        let before = seg.len;
         if let Err(e) = seg.file.write_all(buf) {
             // Cut the partial write off so later entries do not sit behind garbage.
             let restored = seg
@@ -468,16 +567,69 @@ impl Writer {
                 .set_len(seg.len)
                 .and_then(|_| seg.file.seek(SeekFrom::Start(seg.len)).map(|_| ()));
             if restored.is_err() {
-                self.broken = true;
+                self.mark_broken(&e);
             }
             return Err(e);
         }
         seg.len += buf.len() as u64;
         self.unsynced = true;
         if self.policy == FsyncPolicy::Always {
-            self.sync_now()?;
+            if let Err(e) = self.sync_now() {
+                // The group was not acknowledged: mending cuts it off.
+                if let Some(seg) = self.current.as_mut() {
+                    seg.len = before;
+                }
+                return Err(e);
+            }
         }
         Ok(())
+    }
+
+    fn tick(&mut self) {
+        if self.policy == FsyncPolicy::Interval {
+            self.sync_if_needed();
+        }
+        if self.broken {
+            self.try_repair();
+        } else if self
+            .failing
+            .is_some_and(|at| at.elapsed() >= FAILED_WRITE_MEMORY)
+        {
+            // The file was cut back after the failure; nothing is known to be wrong now.
+            self.failing = None;
+            self.health.set_wal(None);
+        }
+    }
+
+    fn mark_broken(&mut self, e: &io::Error) {
+        self.broken = true;
+        self.health
+            .set_wal(Some(format!("writes fail ({e}); retrying")));
+    }
+
+    /// Mends a broken log, at most once a second: cut the current segment to its last good
+    /// entry, make that durable, continue in a new segment.
+    fn try_repair(&mut self) {
+        if self
+            .last_repair
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last_repair = Some(Instant::now());
+        let cut = match self.current.as_mut() {
+            Some(seg) => seg.file.set_len(seg.len).and_then(|_| seg.file.sync_all()),
+            None => Ok(()),
+        };
+        match cut.and_then(|_| self.open_segment()) {
+            Ok(()) => {
+                self.broken = false;
+                self.unsynced = false;
+                self.health.set_wal(None);
+                tracing::warn!(next_seq = self.next_seq, "WAL writes again");
+            }
+            Err(e) => tracing::error!(error = %e, "WAL still cannot write"),
+        }
     }
 
     fn sync_now(&mut self) -> io::Result<()> {
@@ -489,8 +641,8 @@ impl Writer {
         self.telemetry
             .wal_fsync_seconds
             .observe(started.elapsed().as_secs_f64());
-        if result.is_err() {
-            self.broken = true;
+        if let Err(e) = &result {
+            self.mark_broken(e);
         }
         self.unsynced = false;
         result
@@ -505,6 +657,17 @@ impl Writer {
     }
 
     fn truncate_through(&mut self, seq: u64) {
+        // Everything in the current segment is indexed too: close it, so it can go.
+        let current_done = self
+            .current
+            .as_ref()
+            .is_some_and(|s| s.len > MAGIC.len() as u64 && self.next_seq - 1 <= seq);
+        if current_done && !self.broken {
+            if let Err(e) = self.open_segment() {
+                tracing::error!(error = %e, "cannot start a new WAL segment");
+                self.mark_broken(&e);
+            }
+        }
         // A closed segment's entries end just before the next segment's first sequence number.
         let current_first = self.current.as_ref().map_or(u64::MAX, |s| s.first_seq);
         let mut keep = Vec::new();

@@ -40,6 +40,7 @@ fn append_all(dir: &Path, next_seq: u64, numbers: &[u64], segment_bytes: u64) ->
             dir,
             &config(segment_bytes),
             next_seq,
+            Arc::new(crate::health::Health::default()),
             Arc::new(Telemetry::new()),
             Box::new(move |seq, _, _| sink_seen.lock().unwrap().push(seq)),
         )
@@ -112,6 +113,7 @@ fn truncation_deletes_only_fully_checkpointed_segments() {
             dir.path(),
             &config(1024 * 1024),
             6,
+            Arc::new(crate::health::Health::default()),
             Arc::new(Telemetry::new()),
             Box::new(|_, _, _| {}),
         )

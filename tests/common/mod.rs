@@ -229,7 +229,7 @@ impl Server {
     /// visible, so a test reads a settled state instead of racing the commit.
     pub fn wait_indexed(&self, at_least: &[(&str, u64)]) {
         let mut seen = Vec::new();
-        let ok = poll(Duration::from_secs(30), || {
+        let ok = poll(Duration::from_secs(120), || {
             seen = at_least
                 .iter()
                 .map(|(signal, _)| {
@@ -320,17 +320,12 @@ pub fn wait_until(limit: Duration, what: &str, f: impl FnMut() -> bool) {
     assert!(poll(limit, f), "timed out waiting for {what}");
 }
 
-/// The official OTLP examples, or a clear failure when the shared folder is missing.
+/// A spec-shaped OTLP/JSON example of the repository's own (`tests/fixtures/otlp/`).
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/otlp-examples")
+        .join("tests/fixtures/otlp")
         .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "fixture {} is missing ({e}): these tests need ../shared/fixtures/otlp-examples",
-            path.display()
-        )
-    })
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
 /// How many spans of `service` the derived RED metric `weft.span.requests` counted in the
@@ -344,7 +339,13 @@ pub fn red_requests(server: &Server, service: &str) -> f64 {
         t0 + day / 2
     ));
     assert_eq!(status, 200, "{body}");
-    body["series"][0]["points"].as_array().map_or(0.0, |p| {
-        p.iter().map(|p| p["value"].as_f64().unwrap() * 60.0).sum()
-    })
+    // Counts come back as per-second rates: undo the division, and its rounding error.
+    body["series"][0]["points"]
+        .as_array()
+        .map_or(0.0, |p| {
+            p.iter()
+                .map(|p| p["value"].as_f64().unwrap() * 60.0)
+                .sum::<f64>()
+        })
+        .round()
 }
