@@ -21,6 +21,12 @@ printf 'uber-trace-id: 4bf92f3577b34da6:00f067aa0ba902b7:0:1 Root=1-5759e988-bd8
 printf 'q=card%%20declined&start=now-15m&severity=warn&limit=5' > corpus/query_params/seed
 printf 'weft.span.duration{service.name="checkout",span.name=~"GET.*",code!="200"}' > corpus/query_params/selector
 gzip -c "$fixtures/logs.json" > corpus/gzip_body/seed
+mkdir -p corpus/compat_ingest corpus/compat_queries
+printf '%s' '{"streams":[{"stream":{"app":"a"},"values":[["1700000000000000000","x trace_id=4bf92f3577b34da6a3ce929d0e0e4736",{"k":"v"}]]}]}' > corpus/compat_ingest/loki
+printf '%s' '[{"traceId":"5af7183fb1d4cf5f","id":"352bff9a74ca9ad2","timestamp":1556604172355737,"duration":1431,"localEndpoint":{"serviceName":"b"},"tags":{"error":"x"}}]' > corpus/compat_ingest/zipkin
+printf '%s' 'histogram_quantile(0.9, sum by (le) (rate(x_bucket{job="a"}[5m]))) * 2 > bool 1' > corpus/compat_queries/promql
+printf '%s' 'sum by (level) (count_over_time({app="a"} |= "x" | json | status >= 500 [5m]))' > corpus/compat_queries/logql
+printf '%s' '{ resource.service.name = "x" && (span.http.status_code >= 500 || duration > 1s) }' > corpus/compat_queries/traceql
 
 cargo fuzz build
 mkdir -p logs

@@ -42,6 +42,7 @@ pub struct Config {
     pub anomalies: AnomalySettings,
     pub incidents: IncidentSettings,
     pub extract: ExtractConfig,
+    pub compat: CompatConfig,
 }
 
 impl Default for Config {
@@ -59,8 +60,25 @@ impl Default for Config {
             anomalies: AnomalySettings::default(),
             incidents: IncidentSettings::default(),
             extract: ExtractConfig::default(),
+            compat: CompatConfig::default(),
         }
     }
+}
+
+/// Which API answers `GET /api/traces/{id}` at the root, where Tempo's and Jaeger's collide
+/// (each is also under its own prefix, `/tempo` and `/jaeger`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RootTraces {
+    #[default]
+    Tempo,
+    Jaeger,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompatConfig {
+    pub root_traces: RootTraces,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod compat;
 pub mod config;
 pub mod correlate;
 pub mod demo;

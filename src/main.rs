@@ -109,7 +109,17 @@ enum Bench {
         /// Measure freshness by polling weft's trace API (weft only).
         #[arg(long)]
         freshness: bool,
+        /// The same records as Prometheus remote write (metrics) or Loki push (logs).
+        #[arg(long, value_enum, default_value = "otlp")]
+        protocol: ProtocolArg,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ProtocolArg {
+    Otlp,
+    RemoteWrite,
+    Loki,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -146,6 +156,7 @@ fn bench(what: Bench) -> Result<(), String> {
             metrics_path,
             tenant,
             freshness,
+            protocol,
         } => {
             use weft::bench::load::{self, percentile};
             let signal = match signal {
@@ -165,6 +176,11 @@ fn bench(what: Bench) -> Result<(), String> {
             opts.metrics_path = metrics_path;
             opts.tenant = tenant;
             opts.probe_freshness = freshness;
+            opts.protocol = match protocol {
+                ProtocolArg::Otlp => weft::bench::compat::Protocol::Otlp,
+                ProtocolArg::RemoteWrite => weft::bench::compat::Protocol::RemoteWrite,
+                ProtocolArg::Loki => weft::bench::compat::Protocol::LokiPush,
+            };
             let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
             let r = rt.block_on(load::run(opts))?;
             let ms = |v: Option<u64>, div: f64| {

@@ -9,7 +9,7 @@ mod explore;
 pub mod grpc;
 mod metrics;
 mod ops;
-mod otlp_http;
+pub(crate) mod otlp_http;
 mod params;
 pub mod query;
 mod search;
@@ -101,6 +101,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, routes: Routes) {
             .service(get("/ui", ui::shell))
             .service(get("/ui/{view:.*}", ui::shell));
     }
+    cfg.configure(|c| crate::compat::routes(c, routes));
 }
 
 /// A GET resource: another method on its path answers 405 (Method Not Allowed), not 404.

@@ -21,14 +21,14 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use std::time::Duration;
 
-fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Reads the body within `http.body_timeout_secs`, refusing it as soon as it passes `limit`
 /// (before and after gzip), and charges the in-flight budget for its bytes as they arrive: a
 /// client that sends headers and then nothing holds no memory, and not for long.
-async fn read_body(
+pub(crate) async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     state: &AppState,

@@ -266,6 +266,19 @@ impl Generator {
         (req, first)
     }
 
+    /// `n` counter data points (the counters of `metrics(2n)`): what remote write sends as
+    /// samples.
+    pub fn counters(&mut self, n: usize, now_ns: u64) -> ExportMetricsServiceRequest {
+        let mut req = self.metrics(2 * n, now_ns);
+        for rm in &mut req.resource_metrics {
+            for sm in &mut rm.scope_metrics {
+                sm.metrics
+                    .retain(|m| matches!(m.data, Some(metric::Data::Sum(_))));
+            }
+        }
+        req
+    }
+
     /// `n` data points: request counters and latency histograms per service and route, each
     /// histogram point with an exemplar naming a trace.
     pub fn metrics(&mut self, n: usize, now_ns: u64) -> ExportMetricsServiceRequest {

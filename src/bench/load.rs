@@ -2,6 +2,7 @@
 //! gRPC) at a fixed rate or as fast as acknowledged, to any OTLP endpoint, and measure what
 //! was acknowledged, how fast, and (against weft) how soon it became searchable.
 
+use super::compat::{self, Protocol};
 use super::gen::Generator;
 use crate::model::Signal;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
@@ -34,6 +35,11 @@ pub struct LoadOptions {
     pub probe_freshness: bool,
     pub tenant: Option<String>,
     pub seed: u64,
+    /// OTLP, or the same records as remote write (metrics: counters only) or Loki push.
+    pub protocol: Protocol,
+    /// Metrics as counter points only, as remote write sends them: the OTLP baseline of a
+    /// remote-write run.
+    pub counters_only: bool,
 }
 
 impl LoadOptions {
@@ -53,6 +59,8 @@ impl LoadOptions {
             probe_freshness: false,
             tenant: None,
             seed: 42,
+            protocol: Protocol::Otlp,
+            counters_only: false,
         }
     }
 }
@@ -129,16 +137,34 @@ fn grpc_request<T>(message: T, tenant: Option<&str>) -> tonic::Request<T> {
 async fn send(client: &mut Client, opts: &LoadOptions, body: Request) -> (bool, usize) {
     match client {
         Client::Http(http) => {
-            let (path, bytes) = match &body {
-                Request::Spans(r) => (&opts.traces_path, r.encode_to_vec()),
-                Request::Logs(r) => (&opts.logs_path, r.encode_to_vec()),
-                Request::Metrics(r) => (&opts.metrics_path, r.encode_to_vec()),
+            let snappy = |b: Vec<u8>| {
+                snap::raw::Encoder::new()
+                    .compress_vec(&b)
+                    .unwrap_or_default()
+            };
+            let (path, bytes, encoding) = match (&body, opts.protocol) {
+                (Request::Spans(r), _) => (opts.traces_path.as_str(), r.encode_to_vec(), None),
+                (Request::Logs(r), Protocol::LokiPush) => (
+                    "/loki/api/v1/push",
+                    snappy(compat::loki_push(r).encode_to_vec()),
+                    None,
+                ),
+                (Request::Logs(r), _) => (opts.logs_path.as_str(), r.encode_to_vec(), None),
+                (Request::Metrics(r), Protocol::RemoteWrite) => (
+                    "/api/v1/write",
+                    snappy(compat::remote_write(r).encode_to_vec()),
+                    Some("snappy"),
+                ),
+                (Request::Metrics(r), _) => (opts.metrics_path.as_str(), r.encode_to_vec(), None),
             };
             let len = bytes.len();
             let mut req = http
                 .post(format!("{}{}", opts.http, path))
                 .header("content-type", "application/x-protobuf")
                 .body(bytes);
+            if let Some(e) = encoding {
+                req = req.header("content-encoding", e);
+            }
             if let Some(t) = &opts.tenant {
                 req = req.header("x-scope-orgid", t);
             }
@@ -263,11 +289,15 @@ async fn connection(
                 let (r, id) = gen.logs(opts.batch, now_ns);
                 (Request::Logs(r), opts.batch as u64, Some(id))
             }
-            Signal::Metrics => (
-                Request::Metrics(gen.metrics(opts.batch, now_ns)),
-                opts.batch as u64,
-                None,
-            ),
+            Signal::Metrics => {
+                let counters = opts.counters_only || opts.protocol == Protocol::RemoteWrite;
+                let r = if counters {
+                    gen.counters(opts.batch, now_ns)
+                } else {
+                    gen.metrics(opts.batch, now_ns)
+                };
+                (Request::Metrics(r), opts.batch as u64, None)
+            }
         };
         sent_records += records;
         let t0 = Instant::now();

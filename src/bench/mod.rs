@@ -4,6 +4,7 @@
 //! nothing — in the same run, so every figure also stands as a ratio on a noisy machine.
 //! Nothing here is used by the server.
 
+pub mod compat;
 pub mod gen;
 pub mod load;
 mod suite;

@@ -150,12 +150,14 @@ fn measure(
     signal: Signal,
     opts: &SuiteOptions,
     rt: &tokio::runtime::Runtime,
+    tune: &dyn Fn(&mut LoadOptions),
 ) -> Result<Measured, String> {
     let served = Served::start(sink)?;
     let mut lo = LoadOptions::new(&served.http, signal);
     lo.connections = opts.connections;
     lo.duration = Duration::from_secs(opts.seconds);
     lo.probe_freshness = sink == "wal" && signal != Signal::Metrics;
+    tune(&mut lo);
     let cpu0 = served.cpu_secs();
     let report = rt.block_on(load::run(lo))?;
     let cpu_secs = served.cpu_secs() - cpu0;
@@ -191,8 +193,8 @@ pub fn run_suite(opts: &SuiteOptions) -> Result<(), String> {
     println!("| signal | sink | records/s | MB/s | ack p50 ms | ack p99 ms | fresh p50 ms | fresh p99 ms | CPU-s per M | peak RSS MiB | bytes/record | vs ceiling |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for signal in Signal::ALL {
-        let ceiling = measure("null", signal, opts, &rt)?;
-        let weft = measure("wal", signal, opts, &rt)?;
+        let ceiling = measure("null", signal, opts, &rt, &|_| {})?;
+        let weft = measure("wal", signal, opts, &rt, &|_| {})?;
         for (name, m) in [("null (ceiling)", &ceiling), ("wal + index", &weft)] {
             let r = &m.report;
             let per_m = m.cpu_secs / (r.records as f64 / 1e6).max(1e-9);
@@ -222,7 +224,57 @@ pub fn run_suite(opts: &SuiteOptions) -> Result<(), String> {
             }
         }
     }
+    compat_figures(opts, &rt)?;
     query_figures(opts, &rt)
+}
+
+/// Remote write and Loki push against OTLP/HTTP on the same records, each stored (WAL and
+/// index), so a compatibility path shows whether it is a slow path.
+fn compat_figures(opts: &SuiteOptions, rt: &tokio::runtime::Runtime) -> Result<(), String> {
+    use super::compat::Protocol;
+    println!(
+        "\n## Compatibility ingest ({} s per run, {} connections, wal + index, the same records)\n",
+        opts.seconds, opts.connections
+    );
+    println!("| protocol | records/s | MB/s on the wire | ack p50 ms | ack p99 ms | CPU-s per M | vs OTLP |");
+    println!("|---|---|---|---|---|---|---|");
+    let pairs: [(Signal, &str, Protocol, &str); 2] = [
+        (
+            Signal::Metrics,
+            "OTLP/HTTP protobuf, counter points",
+            Protocol::RemoteWrite,
+            "Prometheus remote write 1.0, samples",
+        ),
+        (
+            Signal::Logs,
+            "OTLP/HTTP protobuf, log records",
+            Protocol::LokiPush,
+            "Loki push, snappy protobuf, entries",
+        ),
+    ];
+    for (signal, base_name, protocol, name) in pairs {
+        let base = measure("wal", signal, opts, rt, &|lo| lo.counters_only = true)?;
+        let other = measure("wal", signal, opts, rt, &|lo| lo.protocol = protocol)?;
+        for (label, m) in [(base_name, &base), (name, &other)] {
+            let r = &m.report;
+            println!(
+                "| {label} | {:.0} | {:.1} | {} | {} | {:.1} | {:.2} |",
+                r.records_per_sec(),
+                r.mb_per_sec(),
+                ms(percentile(&r.ack_us, 0.5)),
+                ms(percentile(&r.ack_us, 0.99)),
+                m.cpu_secs / (r.records as f64 / 1e6).max(1e-9),
+                r.records_per_sec() / base.report.records_per_sec().max(1e-9),
+            );
+            if r.failures > 0 {
+                println!(
+                    "|   | {} failed requests of {} | | | | | |",
+                    r.failures, r.requests
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Loads `query_records` spans and logs, then times queries over many different IDs and words.

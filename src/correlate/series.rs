@@ -13,6 +13,9 @@ pub const QUANTILE_LABEL: &str = "quantile";
 
 pub type Labels = BTreeMap<String, String>;
 
+/// OTLP's `DataPointFlags.FLAG_NO_RECORDED_VALUE`.
+pub const FLAG_NO_RECORDED_VALUE: u32 = 1;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatchOp {
     Eq,
@@ -264,7 +267,7 @@ enum Contribution {
 
 /// Explicit-bound buckets of an exponential histogram (zero and negative counts go to a
 /// first bucket bounded by 0).
-fn exponential_buckets(
+pub fn exponential_buckets(
     scale: i32,
     zero: u64,
     offset: i32,
@@ -287,6 +290,11 @@ fn contributions(points: &[&MetricPoint]) -> Vec<(u64, Contribution)> {
     let mut out = Vec::with_capacity(points.len());
     let mut prev: Option<&MetricPoint> = None;
     for p in points {
+        // OTLP's "no recorded value" flag: the point carries exemplars (or marks a gap),
+        // not a value of the series.
+        if p.flags & FLAG_NO_RECORDED_VALUE != 0 {
+            continue;
+        }
         let restarted = |prev: Option<&MetricPoint>| {
             prev.is_none_or(|q| q.start_ns != p.start_ns && p.start_ns != 0)
         };

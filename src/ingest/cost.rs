@@ -61,16 +61,25 @@ enum Msg {
 }
 
 /// What a length-delimited field of a message decodes into.
-enum Field {
-    Message(Msg),
+pub enum Field<M> {
+    Message(M),
     /// Packed varints, each a `u64` once decoded.
     Varints,
     /// Strings, bytes, packed fixed-width numbers and unknown fields: at most their length.
     Bytes,
 }
 
-impl Msg {
+/// A protobuf schema as far as decoded size is concerned: what one message of each type
+/// allocates, and what each length-delimited field becomes. OTLP's is `Msg`; the other
+/// protocols weft reads (`compat`) describe theirs the same way.
+pub trait Schema: Copy {
     /// The struct decoding allocates for one occurrence.
+    fn size(self) -> usize;
+    /// What field `n` (length-delimited) decodes into.
+    fn field(self, n: u64) -> Field<Self>;
+}
+
+impl Schema for Msg {
     fn size(self) -> usize {
         use Msg::*;
         match self {
@@ -109,7 +118,7 @@ impl Msg {
     }
 
     /// Field numbers from the OTLP .proto files (opentelemetry-proto v1).
-    fn field(self, n: u64) -> Field {
+    fn field(self, n: u64) -> Field<Msg> {
         use Field::{Message as M, *};
         use Msg::*;
         match (self, n) {
@@ -182,10 +191,16 @@ pub fn protobuf(signal: Signal, body: &[u8]) -> Result<usize, String> {
         Signal::Logs => Msg::LogsRequest,
         Signal::Metrics => Msg::MetricsRequest,
     };
+    decoded_size(root, body)
+}
+
+/// Bytes decoding protobuf `body` as a `root` message of schema `M` will allocate, or why
+/// it is not valid protobuf.
+pub fn decoded_size<M: Schema>(root: M, body: &[u8]) -> Result<usize, String> {
     let malformed = |what: &str| format!("malformed protobuf: {what}");
     let mut cost = root.size();
     // Depth-first, the enclosing messages' unread rest on a stack as deep as the nesting.
-    let mut stack: Vec<(Msg, &[u8])> = Vec::new();
+    let mut stack: Vec<(M, &[u8])> = Vec::new();
     let (mut msg, mut buf) = (root, body);
     loop {
         if buf.is_empty() {

@@ -8,12 +8,14 @@ use std::io::Read;
 pub enum DecodeError {
     #[error("unsupported content type {0:?}: use application/x-protobuf or application/json")]
     UnsupportedMediaType(String),
-    #[error("unsupported content encoding {0:?}: use gzip or none")]
+    #[error("unsupported content encoding {0:?}: use gzip, snappy or none")]
     UnsupportedEncoding(String),
     #[error("request body is larger than the limit of {limit} bytes{}", after_gzip(*.inflated))]
     TooLarge { limit: usize, inflated: bool },
     #[error("gzip body cannot be decompressed: {0}")]
     Gzip(String),
+    #[error("snappy body cannot be decompressed: {0}")]
+    Snappy(String),
     #[error("protobuf body cannot be decoded as {message}: {error}")]
     Protobuf {
         message: &'static str,
@@ -32,7 +34,7 @@ pub enum DecodeError {
 
 fn after_gzip(inflated: bool) -> &'static str {
     if inflated {
-        " after gzip decompression"
+        " after decompression"
     } else {
         ""
     }
@@ -121,8 +123,31 @@ pub fn decompress(
             }
             Ok(out.into())
         }
+        Some("snappy") => snappy(&body, limit).map(Into::into),
         Some(other) => Err(DecodeError::UnsupportedEncoding(other.to_string())),
     }
+}
+
+/// Decompresses a snappy block (the format Prometheus remote write and Loki push use, not
+/// the framed stream format). The block states its decompressed length up front, so a body
+/// that would pass `limit` is refused before anything is allocated.
+pub fn snappy(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+    snappy_len(body, limit)?;
+    snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|e| DecodeError::Snappy(e.to_string()))
+}
+
+/// The decompressed length a snappy block states, refused past `limit`.
+pub fn snappy_len(body: &[u8], limit: usize) -> Result<usize, DecodeError> {
+    let len = snap::raw::decompress_len(body).map_err(|e| DecodeError::Snappy(e.to_string()))?;
+    if len > limit {
+        return Err(DecodeError::TooLarge {
+            limit,
+            inflated: true,
+        });
+    }
+    Ok(len)
 }
 
 /// Decodes an OTLP export request in either format.
@@ -163,6 +188,20 @@ mod tests {
         let err = decompress(Some("gzip"), bomb.into(), 1024 * 1024).unwrap_err();
         assert!(matches!(err, DecodeError::TooLarge { inflated: true, .. }));
         assert!(err.to_string().contains("1048576"));
+    }
+
+    #[test]
+    fn snappy_bodies_are_bounded_before_inflating() {
+        let big = vec![7u8; 4 * 1024 * 1024];
+        let packed = snap::raw::Encoder::new().compress_vec(&big).unwrap();
+        assert_eq!(snappy(&packed, big.len()).unwrap(), big);
+        let err = snappy(&packed, 1024).unwrap_err();
+        assert!(matches!(err, DecodeError::TooLarge { inflated: true, .. }));
+        assert!(matches!(
+            snappy(b"\xff\xff\xff\xff\x0fnot snappy", 1 << 20),
+            Err(DecodeError::Snappy(_)) | Err(DecodeError::TooLarge { .. })
+        ));
+        assert!(decompress(Some("snappy"), packed.into(), 1 << 30).is_ok());
     }
 
     #[test]

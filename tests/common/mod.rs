@@ -3,6 +3,7 @@
 //! IDs and timestamps.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod external;
 pub mod otlp;
 
 use serde_json::Value;
