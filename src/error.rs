@@ -38,6 +38,11 @@ pub enum ErrorCode {
 pub trait ServiceError: std::error::Error {
     fn code(&self) -> ErrorCode;
 
+    /// The request parameter the error is about, when it is about one.
+    fn param(&self) -> Option<&str> {
+        None
+    }
+
     /// When a retry can succeed, how long to wait first.
     fn retry_after(&self) -> Option<Duration> {
         match self.code() {

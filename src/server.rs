@@ -5,6 +5,7 @@
 use crate::api::auth::Auth;
 use crate::api::{self, AppState, Routes};
 use crate::config::Config;
+use crate::correlate::correlator::Correlator;
 use crate::correlate::incidents::{Detector, Incidents};
 use crate::health::Health;
 use crate::index::{read_checkpoint, Indexer, RedConfig, Store};
@@ -233,12 +234,14 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
         .start()
         .map_err(io("cannot start the incident detector"))?;
     }
+    let correlator = Arc::new(Correlator::new(store.clone(), incidents.clone(), &config));
     let state = web::Data::new(AppState {
         config: config.clone(),
         auth,
         ingest,
         store,
         incidents,
+        correlator,
     });
     let grace = config.http.shutdown_grace_secs;
     let workers = match config.http.workers {

@@ -110,6 +110,27 @@ impl Auth {
     }
 }
 
+/// The tenant of a query API request, as a handler argument: a request without a valid one is
+/// refused before the handler runs. (The ingest and compatibility handlers answer in their
+/// protocols' own error shapes, so they call `Auth::from_http` themselves.)
+pub struct Tenant(pub TenantId);
+
+impl actix_web::FromRequest for Tenant {
+    type Error = super::errors::ApiError;
+    type Future = std::future::Ready<Result<Tenant, Self::Error>>;
+
+    fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let tenant = match req.app_data::<actix_web::web::Data<super::AppState>>() {
+            Some(state) => state.auth.from_http(req).map(Tenant).map_err(Into::into),
+            None => Err(super::errors::ApiError::new(
+                crate::error::ErrorCode::Internal,
+                "the app has no state",
+            )),
+        };
+        std::future::ready(tenant)
+    }
+}
+
 /// The one value of a header: two tenants (or two tokens) in one request is ambiguous, and
 /// silently taking the first would let a proxy's header and a client's disagree unnoticed.
 fn single<'a>(

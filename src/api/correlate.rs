@@ -1,34 +1,24 @@
 //! Correlation endpoints: the traces behind a metric spike, what is different in a window,
-//! the unified timeline, and incidents. Handlers parse, call `correlate`, and shape JSON.
+//! the unified timeline, and incidents. Handlers parse, call the `Correlator`, and render.
 
+use super::auth::Tenant;
+use super::errors::ApiError;
 use super::metrics::{anomaly_json, exemplar_json};
-use super::params::Params;
+use super::params::{ParamError, Params};
 use super::query::{link_json, log_json, ns_json, rfc3339};
-use super::{bad_request, blocking, tenant_of, AppState};
-use crate::correlate::diff::{self, Difference};
+use super::{blocking, AppState};
+use crate::correlate::correlator::{DiffRequest, DiffWindow, Subject};
+use crate::correlate::diff::Difference;
 use crate::correlate::incidents::{Incident, Status};
 use crate::correlate::series::{parse_selector, Selector};
-use crate::correlate::spike;
-use crate::correlate::timeline::{self, Entry, Item, Key, Phase, ServiceWindow, Source};
-use crate::correlate::watch;
-use crate::error::ErrorCode;
-use crate::index::IndexError;
-use crate::model::time::parse_time_param;
-use crate::model::{Span, TenantId, TraceId};
+use crate::correlate::timeline::{Entry, Item, Key, Page, Phase};
+use crate::model::{Span, TraceId};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 const DEFAULT_TRACES: usize = 20;
 const DEFAULT_PAGE: usize = 200;
 const MAX_PAGE: usize = 5000;
-
-pub(super) fn limit(p: &Params, default: usize, max: usize) -> Result<usize, String> {
-    match p.number::<usize>("limit")? {
-        None => Ok(default),
-        Some(n) if (1..=max).contains(&n) => Ok(n),
-        Some(n) => Err(format!("limit must be 1 to {max}, got {n}")),
-    }
-}
 
 fn span_brief(s: &Span) -> Value {
     json!({
@@ -43,45 +33,35 @@ fn span_brief(s: &Span) -> Value {
 }
 
 /// `GET /api/v1/correlate/metric?query=<series>&start&end&limit`: the traces behind a spike.
-pub async fn metric(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let tenant = match tenant_of(&req, &state) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let parsed =
-        Params::parse(req.query_string(), &["query", "start", "end", "limit"]).and_then(|p| {
-            let selector = parse_selector(p.required("query")?)?;
-            Ok((selector, p.window()?, limit(&p, DEFAULT_TRACES, 200)?))
-        });
-    let (selector, (start, end), limit) = match parsed {
-        Ok(v) => v,
-        Err(e) => return bad_request(e),
-    };
-    let store = state.store.clone();
+pub async fn metric(
+    req: HttpRequest,
+    Tenant(tenant): Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let p = Params::parse(req.query_string(), &["query", "start", "end", "limit"])?;
+    let selector = parse_selector(p.required("query")?).map_err(|e| ParamError::new("query", e))?;
+    let (window, limit) = (p.window()?, p.limit(DEFAULT_TRACES, 200)?);
+    let correlator = state.correlator.clone();
     let text = selector.to_text();
-    let found =
-        blocking(move || spike::explain(&store, &tenant, &selector, start, end, limit)).await;
-    match found {
-        Ok(report) => HttpResponse::Ok().json(json!({
-            "series": text,
-            "start": rfc3339(start),
-            "end": rfc3339(end),
-            "services": report.services,
-            "exemplar_traces": report.exemplars,
-            "traces": report.traces.iter().map(|t| json!({
-                "trace_id": t.trace_id.to_hex(),
-                "exemplar": t.exemplar_value.is_some(),
-                "exemplar_value": t.exemplar_value,
-                "score": (t.score * 1000.0).round() / 1000.0,
-                "reasons": t.reasons,
-                "span": t.span.as_ref().map(span_brief),
-                "baseline_median_ns": t.baseline_median_ns,
-                "root": t.root.as_ref().map(span_brief),
-                "error_logs": t.error_logs.iter().map(log_json).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        })),
-        Err(r) => r,
-    }
+    let report = blocking(move || correlator.spike(&tenant, &selector, window, limit)).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "series": text,
+        "start": rfc3339(window.0),
+        "end": rfc3339(window.1),
+        "services": report.services,
+        "exemplar_traces": report.exemplars,
+        "traces": report.traces.iter().map(|t| json!({
+            "trace_id": t.trace_id.to_hex(),
+            "exemplar": t.exemplar_value.is_some(),
+            "exemplar_value": t.exemplar_value,
+            "score": (t.score * 1000.0).round() / 1000.0,
+            "reasons": t.reasons,
+            "span": t.span.as_ref().map(span_brief),
+            "baseline_median_ns": t.baseline_median_ns,
+            "root": t.root.as_ref().map(span_brief),
+            "error_logs": t.error_logs.iter().map(log_json).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })))
 }
 
 pub fn differences_json(d: &[Difference]) -> Vec<Value> {
@@ -99,13 +79,13 @@ pub fn differences_json(d: &[Difference]) -> Vec<Value> {
 }
 
 /// `GET /api/v1/correlate/diff?start&end[&baseline_start&baseline_end][&service=a,b][&incident]`:
-/// what is over-represented in the window against the baseline (by default the same length
-/// just before it).
-pub async fn diff(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let tenant = match tenant_of(&req, &state) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+/// what is over-represented in the window against the baseline (by default
+/// `correlate::baseline::before` the window, as for an incident's own summary).
+pub async fn diff(
+    req: HttpRequest,
+    Tenant(tenant): Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let allowed = [
         "start",
         "end",
@@ -115,60 +95,42 @@ pub async fn diff(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         "incident",
         "limit",
     ];
-    let parsed = Params::parse(req.query_string(), &allowed).and_then(|p| {
-        let (mut services, mut window) = (p.list("service"), p.window()?);
-        if let Some(id) = p.get("incident") {
-            let inc = state
-                .incidents
-                .get(&tenant, id)
-                .ok_or_else(|| format!("incident: no incident {id:?}"))?;
-            window = (inc.start_ns, inc.end_ns(step_ns(&state)));
-            if services.is_empty() {
-                services = inc.services;
-            }
+    let p = Params::parse(req.query_string(), &allowed)?;
+    let window = match p.get("incident") {
+        Some(id) => DiffWindow::Incident(id.to_string()),
+        None => {
+            let (start, end) = p.window()?;
+            DiffWindow::Range(start, end)
         }
-        let now = crate::now_ns();
-        let len = window.1 - window.0;
-        let baseline = match (p.get("baseline_start"), p.get("baseline_end")) {
-            (None, None) => (
-                window.0.saturating_sub(len.max(1)),
-                window.0.saturating_sub(1),
-            ),
-            (Some(s), Some(e)) => (
-                parse_time_param("baseline_start", s, now)?,
-                parse_time_param("baseline_end", e, now)?,
-            ),
-            _ => return Err("baseline_start and baseline_end go together".into()),
-        };
-        Ok((services, window, baseline, limit(&p, 20, 200)?))
-    });
-    let (services, window, baseline, limit) = match parsed {
-        Ok(v) => v,
-        Err(e) => return bad_request(e),
     };
-    let store = state.store.clone();
-    match blocking(move || diff::compare(&store, &tenant, &services, window, baseline, limit)).await
-    {
-        Ok(d) => HttpResponse::Ok().json(json!({
-            "window": {"start": rfc3339(window.0), "end": rfc3339(window.1)},
-            "baseline": {"start": rfc3339(baseline.0), "end": rfc3339(baseline.1)},
-            "differences": differences_json(&d),
-        })),
-        Err(r) => r,
-    }
-}
-
-fn step_ns(state: &AppState) -> u64 {
-    state.config.incidents.step_secs * 1_000_000_000
-}
-
-/// The most steps a timeline page's live anomaly detection evaluates per series.
-const LIVE_STEPS: u64 = 2_000;
-
-/// The detector's step, or a whole multiple of it that covers `span_ns` in `LIVE_STEPS`.
-fn live_step(step: u64, span_ns: u64) -> u64 {
-    let wanted = span_ns.div_ceil(LIVE_STEPS);
-    step.max(wanted.div_ceil(step).saturating_mul(step))
+    let baseline = match (p.time("baseline_start")?, p.time("baseline_end")?) {
+        (None, None) => None,
+        (Some(s), Some(e)) if s <= e => Some((s, e)),
+        (Some(_), Some(_)) => {
+            let e = ParamError::new("baseline_start", "baseline_start is after baseline_end");
+            return Err(e.into());
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            let e = ParamError::new(
+                "baseline_start",
+                "baseline_start and baseline_end go together",
+            );
+            return Err(e.into());
+        }
+    };
+    let request = DiffRequest {
+        window,
+        services: p.list("service"),
+        baseline,
+        limit: p.limit(20, 200)?,
+    };
+    let correlator = state.correlator.clone();
+    let answer = blocking(move || correlator.diff(&tenant, request)).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "window": {"start": rfc3339(answer.window.0), "end": rfc3339(answer.window.1)},
+        "baseline": {"start": rfc3339(answer.baseline.0), "end": rfc3339(answer.baseline.1)},
+        "differences": differences_json(&answer.differences),
+    })))
 }
 
 fn trace_link(trace: TraceId, span: Option<crate::model::SpanId>, how: &str) -> Value {
@@ -279,177 +241,60 @@ fn entry_json(e: &Entry) -> Value {
     v
 }
 
-/// What a timeline request asks for.
-enum Subject {
-    Trace(TraceId),
-    Services(Vec<String>, u64, u64),
-    Incident(Box<Incident>),
-}
-
-/// The sources of one page of a subject's timeline.
-fn sources(
-    state: &AppState,
-    tenant: &TenantId,
-    subject: &Subject,
-    after: Option<&Key>,
-    limit: usize,
-) -> Result<Vec<Source>, IndexError> {
-    let store = &state.store;
-    let margin = state.config.correlate.inference_margin_ms * 1_000_000;
-    let step = step_ns(state);
-    match subject {
-        Subject::Trace(t) => timeline::of_trace(
-            store,
-            tenant,
-            *t,
-            margin,
-            state.config.correlate.max_inferred_logs,
-        ),
-        Subject::Services(services, start, end) => {
-            let w = ServiceWindow {
-                services,
-                start_ns: *start,
-                end_ns: *end,
-                after,
-                limit,
-                margin_ns: margin,
-            };
-            let mut out = timeline::of_services(store, tenant, &w)?;
-            // Live: the services' RED error rate, p95 latency and error-log rate over this
-            // page's time only, in at most LIVE_STEPS steps (coarser over a long quiet page).
-            // Application metrics are many and costly to re-read per page; their anomalies
-            // come from the incidents the detector recorded in the window.
-            let from = after.map_or(*start, |k| k.time_ns.max(*start));
-            let until = timeline::page_end(&out, after, limit, *end);
-            let step = live_step(step, until.saturating_sub(from));
-            let spec = watch::grid(
-                from.saturating_sub(state.config.anomalies.baseline_points as u64 * step),
-                until,
-                step,
-            );
-            let thresholds = crate::correlate::stats::Thresholds::from(&state.config.anomalies);
-            let mut seen = watch::anomalies(
-                store,
-                tenant,
-                Some(services),
-                &spec,
-                &state.config.incidents,
-                &thresholds,
-                false,
-            )?
-            .anomalies;
-            for inc in state.incidents.list(tenant) {
-                seen.extend(
-                    inc.anomalies
-                        .into_iter()
-                        .filter(|a| a.signal == "metric" && services.contains(&a.service)),
-                );
-            }
-            out.push(Source::complete(timeline::anomaly_entries(
-                &seen, from, until,
-            )));
-            Ok(out)
-        }
-        Subject::Incident(inc) => {
-            let (start, end) = (inc.start_ns.saturating_sub(step), inc.end_ns(step) + step);
-            let w = ServiceWindow {
-                services: &inc.services,
-                start_ns: start,
-                end_ns: end,
-                after,
-                limit,
-                margin_ns: margin,
-            };
-            let mut out = timeline::of_services(store, tenant, &w)?;
-            let mut events = timeline::anomaly_entries(&inc.anomalies, start, end);
-            events.push(Entry {
-                time_ns: inc.start_ns,
-                item: Item::Incident {
-                    id: inc.id.clone(),
-                    opened: true,
-                },
-            });
-            if let Some(closed) = inc.closed_ns {
-                events.push(Entry {
-                    time_ns: closed,
-                    item: Item::Incident {
-                        id: inc.id.clone(),
-                        opened: false,
-                    },
-                });
-            }
-            out.push(Source::complete(events));
-            Ok(out)
-        }
-    }
-}
-
-async fn timeline_page(
-    state: web::Data<AppState>,
-    tenant: TenantId,
-    subject: Subject,
-    after: Option<Key>,
-    limit: usize,
-) -> Result<Value, HttpResponse> {
-    blocking(move || {
-        let sources = sources(&state, &tenant, &subject, after.as_ref(), limit)?;
-        let page = timeline::page(sources, after.as_ref(), limit);
-        Ok::<_, IndexError>(json!({
-            "count": page.entries.len(),
-            "entries": page.entries.iter().map(entry_json).collect::<Vec<_>>(),
-            "next_cursor": page.next.map(|k| k.to_cursor()),
-        }))
+fn page_json(page: &Page) -> Value {
+    json!({
+        "count": page.entries.len(),
+        "entries": page.entries.iter().map(entry_json).collect::<Vec<_>>(),
+        "next_cursor": page.next.as_ref().map(|k| k.to_cursor()),
     })
-    .await
 }
 
 /// `GET /api/v1/timeline?trace_id=…` | `?service=a,b&start&end` | `?incident=…`, with
 /// `limit` and `cursor` (from the previous page's `next_cursor`).
-pub async fn timeline(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let tenant = match tenant_of(&req, &state) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+pub async fn timeline(
+    req: HttpRequest,
+    Tenant(tenant): Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let allowed = [
         "trace_id", "service", "start", "end", "incident", "limit", "cursor",
     ];
-    let parsed = Params::parse(req.query_string(), &allowed).and_then(|p| {
-        let given = ["trace_id", "service", "incident"]
-            .iter()
-            .filter(|k| p.get(k).is_some())
-            .count();
-        if given != 1 {
-            return Err(
-                "give exactly one of trace_id, service (with start and end) or incident".into(),
-            );
-        }
-        let subject = if let Some(t) = p.get("trace_id") {
-            Subject::Trace(TraceId::from_hex(t).map_err(|e| format!("trace_id: {e}"))?)
-        } else if let Some(id) = p.get("incident") {
-            Subject::Incident(Box::new(
-                state
-                    .incidents
-                    .get(&tenant, id)
-                    .ok_or_else(|| format!("incident: no incident {id:?}"))?,
-            ))
-        } else {
-            let (start, end) = p.window()?;
-            Subject::Services(p.list("service"), start, end)
-        };
-        let after = p.get("cursor").map(Key::parse).transpose()?;
-        Ok((subject, after, limit(&p, DEFAULT_PAGE, MAX_PAGE)?))
-    });
-    let (subject, after, limit) = match parsed {
-        Ok(v) => v,
-        Err(e) if e.starts_with("incident: no incident") => {
-            return super::errors::json_error(ErrorCode::NotFound, &e)
-        }
-        Err(e) => return bad_request(e),
-    };
-    match timeline_page(state, tenant, subject, after, limit).await {
-        Ok(v) => HttpResponse::Ok().json(v),
-        Err(r) => r,
+    let p = Params::parse(req.query_string(), &allowed)?;
+    let given = ["trace_id", "service", "incident"]
+        .iter()
+        .filter(|k| p.get(k).is_some())
+        .count();
+    if given != 1 {
+        let e = ParamError::new(
+            "trace_id",
+            "give exactly one of trace_id, service (with start and end) or incident",
+        );
+        return Err(e.into());
     }
+    let subject = if let Some(t) = p.get("trace_id") {
+        let id = TraceId::from_hex(t)
+            .map_err(|e| ParamError::new("trace_id", format!("trace_id: {e}")))?;
+        Subject::Trace(id)
+    } else if let Some(id) = p.get("incident") {
+        Subject::Incident(id.to_string())
+    } else {
+        let (start_ns, end_ns) = p.window()?;
+        Subject::Services {
+            services: p.list("service"),
+            start_ns,
+            end_ns,
+        }
+    };
+    let after = p
+        .get("cursor")
+        .map(Key::parse)
+        .transpose()
+        .map_err(|e| ParamError::new("cursor", e))?;
+    let limit = p.limit(DEFAULT_PAGE, MAX_PAGE)?;
+    let correlator = state.correlator.clone();
+    let page =
+        blocking(move || correlator.timeline(&tenant, &subject, after.as_ref(), limit)).await?;
+    Ok(HttpResponse::Ok().json(page_json(&page)))
 }
 
 fn incident_json(i: &Incident, step_ns: u64) -> Value {
@@ -477,29 +322,29 @@ fn incident_json(i: &Incident, step_ns: u64) -> Value {
 }
 
 /// `GET /api/v1/incidents?status=open|closed`: newest first.
-pub async fn incidents(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let tenant = match tenant_of(&req, &state) {
-        Ok(t) => t,
-        Err(r) => return r,
+pub async fn incidents(
+    req: HttpRequest,
+    Tenant(tenant): Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let p = Params::parse(req.query_string(), &["status"])?;
+    let status = match p.get("status") {
+        None => None,
+        Some("open") => Some(Status::Open),
+        Some("closed") => Some(Status::Closed),
+        Some(other) => {
+            let e = ParamError::new("status", format!("status: {other:?} is not open or closed"));
+            return Err(e.into());
+        }
     };
-    let status = match Params::parse(req.query_string(), &["status"]) {
-        Ok(p) => match p.get("status") {
-            None => None,
-            Some("open") => Some(Status::Open),
-            Some("closed") => Some(Status::Closed),
-            Some(other) => return bad_request(format!("status: {other:?} is not open or closed")),
-        },
-        Err(e) => return bad_request(e),
-    };
-    let step = step_ns(&state);
+    let step = state.correlator.step_ns();
     let list: Vec<Value> = state
-        .incidents
-        .list(&tenant)
+        .correlator
+        .incidents(&tenant, status)
         .iter()
-        .filter(|i| status.is_none_or(|s| i.status == s))
         .map(|i| incident_json(i, step))
         .collect();
-    HttpResponse::Ok().json(json!({ "count": list.len(), "incidents": list }))
+    Ok(HttpResponse::Ok().json(json!({ "count": list.len(), "incidents": list })))
 }
 
 /// `GET /api/v1/incidents/{id}`: the incident with what is different and its timeline's
@@ -507,58 +352,21 @@ pub async fn incidents(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
 pub async fn incident(
     req: HttpRequest,
     path: web::Path<String>,
+    Tenant(tenant): Tenant,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    let tenant = match tenant_of(&req, &state) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    if let Err(e) = Params::parse(req.query_string(), &[]) {
-        return bad_request(e);
-    }
-    let Some(inc) = state.incidents.get(&tenant, &path) else {
-        return super::errors::json_error(
-            ErrorCode::NotFound,
-            &format!("no incident {:?}", path.as_str()),
-        );
-    };
-    let step = step_ns(&state);
-    let mut v = incident_json(&inc, step);
-    let (start, end) = (inc.start_ns, inc.end_ns(step));
-    let len = (end - start).max(60_000_000_000);
-    let (store, services, t2) = (state.store.clone(), inc.services.clone(), tenant.clone());
-    let differences = blocking(move || {
-        diff::compare(
-            &store,
-            &t2,
-            &services,
-            (start, end),
-            (start.saturating_sub(len), start.saturating_sub(1)),
-            20,
-        )
-    })
-    .await;
-    match differences {
-        Ok(d) => v["what_is_different"] = json!(differences_json(&d)),
-        Err(r) => return r,
-    }
-    let id = inc.id.clone();
-    match timeline_page(
-        state,
-        tenant,
-        Subject::Incident(Box::new(inc)),
-        None,
-        DEFAULT_PAGE,
-    )
-    .await
-    {
-        Ok(t) => v["timeline"] = t,
-        Err(r) => return r,
-    }
+) -> Result<HttpResponse, ApiError> {
+    Params::parse(req.query_string(), &[])?;
+    let correlator = state.correlator.clone();
+    let id = path.into_inner();
+    let detail = blocking(move || correlator.incident_detail(&tenant, &id)).await?;
+    let id = &detail.incident.id;
+    let mut v = incident_json(&detail.incident, state.correlator.step_ns());
+    v["what_is_different"] = json!(differences_json(&detail.differences));
+    v["timeline"] = page_json(&detail.timeline);
     v["links"] = json!({
         "self": format!("/api/v1/incidents/{id}"),
         "timeline": format!("/api/v1/timeline?incident={id}"),
         "what_is_different": format!("/api/v1/correlate/diff?incident={id}"),
     });
-    HttpResponse::Ok().json(v)
+    Ok(HttpResponse::Ok().json(v))
 }

@@ -6,7 +6,7 @@
 use crate::error::{ErrorCode, ServiceError};
 use crate::ingest::decode::Format;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, HttpResponseBuilder};
+use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 use std::time::Duration;
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -96,17 +96,91 @@ pub fn otlp_error(e: &dyn ServiceError, format: Option<Format>) -> HttpResponse 
     }
 }
 
-/// A query API error: `{"error": {"code": "...", "message": "..."}}`.
+/// The body of a query API error.
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct ErrorDetail<'a> {
+    code: &'static str,
+    message: &'a str,
+    /// The request parameter at fault, when the error is about one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    param: Option<&'a str>,
+}
+
+/// A query API error: `{"error": {"code": "...", "message": "...", "param": "..."}}`.
 pub fn json_error(code: ErrorCode, message: &str) -> HttpResponse {
-    builder(code, None).json(serde_json::json!({
-        "error": {"code": code_name(code), "message": message}
-    }))
+    ApiError::new(code, message).error_response()
 }
 
 pub fn json_service_error(e: &dyn ServiceError) -> HttpResponse {
-    builder(e.code(), e.retry_after()).json(serde_json::json!({
-        "error": {"code": code_name(e.code()), "message": e.to_string()}
-    }))
+    ApiError::from_service(e).error_response()
+}
+
+/// A query API handler's error, from any layer's: handlers return
+/// `Result<HttpResponse, ApiError>` and use `?`. The status follows the error's code, never
+/// its text.
+#[derive(Debug)]
+pub struct ApiError {
+    code: ErrorCode,
+    message: String,
+    param: Option<String>,
+    retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+            param: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::NotFound, message)
+    }
+
+    pub fn from_service(e: &dyn ServiceError) -> ApiError {
+        ApiError {
+            code: e.code(),
+            message: e.to_string(),
+            param: e.param().map(str::to_string),
+            retry_after: e.retry_after(),
+        }
+    }
+}
+
+impl<E: ServiceError> From<E> for ApiError {
+    fn from(e: E) -> ApiError {
+        ApiError::from_service(&e)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl actix_web::ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        http_status(self.code)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        builder(self.code, self.retry_after).json(ErrorBody {
+            error: ErrorDetail {
+                code: code_name(self.code),
+                message: &self.message,
+                param: self.param.as_deref(),
+            },
+        })
+    }
 }
 
 pub fn grpc_status(e: &dyn ServiceError) -> tonic::Status {

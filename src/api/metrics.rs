@@ -1,20 +1,18 @@
 //! Metric endpoints: series per step with exemplars, anomalies, and the names, label names
 //! and label values a tenant has.
 
-use super::params::Params;
+use super::auth::Tenant;
+use super::errors::ApiError;
+use super::params::{ParamError, Params};
 use super::query::{ns_json, rfc3339};
-use super::{bad_request, blocking, tenant_of, AppState};
-use crate::correlate::metrics::{self, Anomaly};
-use crate::correlate::series::{self, parse_selector, Selector, Series, Spec};
+use super::{blocking, AppState};
+use crate::correlate::metrics::Anomaly;
+use crate::correlate::series::{parse_selector, Selector, Series, Spec};
 use crate::correlate::stats::{Direction, Thresholds};
-use crate::index::{Filter, Pick};
-use crate::model::{attrs_to_json, Exemplar, Record, Signal};
+use crate::model::{attrs_to_json, Exemplar};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Points read to list label names and values: the newest of the window.
-const LABEL_SCAN_POINTS: usize = 20_000;
 
 pub fn exemplar_json(e: &Exemplar) -> Value {
     json!({
@@ -60,15 +58,18 @@ fn series_json(s: &Series) -> Value {
 const QUERY_PARAMS: [&str; 6] = ["query", "start", "end", "step", "quantiles", "by"];
 
 /// The selector and evaluation spec of a metric query's parameters.
-pub fn query_spec(p: &Params) -> Result<(Selector, Spec), String> {
-    let selector = parse_selector(p.required("query")?)?;
+pub fn query_spec(p: &Params) -> Result<(Selector, Spec), ParamError> {
+    let selector = parse_selector(p.required("query")?).map_err(|e| ParamError::new("query", e))?;
     let (start_ns, end_ns) = p.window()?;
     let step_ns = p.step(start_ns, end_ns)?;
     let mut quantiles = Vec::new();
     for q in p.list("quantiles") {
         match q.parse::<f64>() {
             Ok(v) if (0.0..=1.0).contains(&v) => quantiles.push(v),
-            _ => return Err(format!("quantiles: {q:?} is not a number from 0 to 1")),
+            _ => {
+                let e = format!("quantiles: {q:?} is not a number from 0 to 1");
+                return Err(ParamError::new("quantiles", e));
+            }
         }
     }
     if quantiles.is_empty() {
@@ -88,34 +89,28 @@ pub fn query_spec(p: &Params) -> Result<(Selector, Spec), String> {
 }
 
 /// `GET /api/v1/metrics/query?query=name{label="v"}&start&end&step&quantiles&by`.
-pub async fn query(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let tenant = match tenant_of(&req, &state) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let (selector, spec) =
-        match Params::parse(req.query_string(), &QUERY_PARAMS).and_then(|p| query_spec(&p)) {
-            Ok(v) => v,
-            Err(e) => return bad_request(e),
-        };
-    let store = state.store.clone();
+pub async fn query(
+    req: HttpRequest,
+    Tenant(tenant): Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (selector, spec) = query_spec(&Params::parse(req.query_string(), &QUERY_PARAMS)?)?;
+    let correlator = state.correlator.clone();
     let step = spec.step_ns;
-    match blocking(move || metrics::query(&store, &tenant, &selector, &spec)).await {
-        Ok(found) => HttpResponse::Ok().json(json!({
-            "step_ns": step,
-            "series": found.iter().map(series_json).collect::<Vec<_>>(),
-        })),
-        Err(r) => r,
-    }
+    let found = blocking(move || correlator.metric_query(&tenant, &selector, &spec)).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "step_ns": step,
+        "series": found.iter().map(series_json).collect::<Vec<_>>(),
+    })))
 }
 
 /// `GET /api/v1/metrics/anomalies`: the query's series, each with its anomalies. Thresholds
 /// default to the `[anomalies]` settings and can be set per request.
-pub async fn anomalies(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let tenant = match tenant_of(&req, &state) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+pub async fn anomalies(
+    req: HttpRequest,
+    Tenant(tenant): Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let mut allowed = QUERY_PARAMS.to_vec();
     allowed.extend([
         "threshold",
@@ -126,42 +121,36 @@ pub async fn anomalies(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
         "min_absolute_change",
         "direction",
     ]);
-    let parsed = Params::parse(req.query_string(), &allowed).and_then(|p| {
-        let (selector, spec) = query_spec(&p)?;
-        let t = thresholds(&p, Thresholds::from(&state.config.anomalies))?;
-        Ok((selector, spec, t))
-    });
-    let (selector, spec, t) = match parsed {
-        Ok(v) => v,
-        Err(e) => return bad_request(e),
-    };
-    let store = state.store.clone();
-    let spec2 = spec.clone();
-    match blocking(move || metrics::query(&store, &tenant, &selector, &spec2)).await {
-        Ok(found) => HttpResponse::Ok().json(json!({
-            "step_ns": spec.step_ns,
-            "thresholds": {
-                "threshold": t.threshold, "baseline_points": t.baseline_points,
-                "min_baseline_points": t.min_baseline_points,
-                "level_shift_points": t.level_shift_points,
-                "min_relative_change": t.min_relative_change,
-                "min_absolute_change": t.min_absolute_change,
-                "direction": t.direction,
-            },
-            "series": found.iter().map(|s| {
-                let mut v = series_json(s);
-                v["anomalies"] = metrics::anomalies(s, &spec, &t).iter().map(anomaly_json).collect();
-                v
-            }).collect::<Vec<_>>(),
-        })),
-        Err(r) => r,
-    }
+    let p = Params::parse(req.query_string(), &allowed)?;
+    let (selector, spec) = query_spec(&p)?;
+    let t = thresholds(&p, Thresholds::from(&state.config.anomalies))?;
+    let correlator = state.correlator.clone();
+    let (spec2, t2) = (spec.clone(), t.clone());
+    let found =
+        blocking(move || correlator.metric_anomalies(&tenant, &selector, &spec2, &t2)).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "step_ns": spec.step_ns,
+        "thresholds": {
+            "threshold": t.threshold, "baseline_points": t.baseline_points,
+            "min_baseline_points": t.min_baseline_points,
+            "level_shift_points": t.level_shift_points,
+            "min_relative_change": t.min_relative_change,
+            "min_absolute_change": t.min_absolute_change,
+            "direction": t.direction,
+        },
+        "series": found.iter().map(|(s, anomalies)| {
+            let mut v = series_json(s);
+            v["anomalies"] = anomalies.iter().map(anomaly_json).collect();
+            v
+        }).collect::<Vec<_>>(),
+    })))
 }
 
-fn thresholds(p: &Params, mut t: Thresholds) -> Result<Thresholds, String> {
+fn thresholds(p: &Params, mut t: Thresholds) -> Result<Thresholds, ParamError> {
     if let Some(v) = p.number::<f64>("threshold")? {
         if v.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-            return Err(format!("threshold must be greater than 0, got {v}"));
+            let e = format!("threshold must be greater than 0, got {v}");
+            return Err(ParamError::new("threshold", e));
         }
         t.threshold = v;
     }
@@ -172,7 +161,8 @@ fn thresholds(p: &Params, mut t: Thresholds) -> Result<Thresholds, String> {
     ] {
         if let Some(v) = p.number::<usize>(name)? {
             if v == 0 || v > 10_000 {
-                return Err(format!("{name} must be 1 to 10000, got {v}"));
+                let e = format!("{name} must be 1 to 10000, got {v}");
+                return Err(ParamError::new(name, e));
             }
             *slot = v;
         }
@@ -183,7 +173,8 @@ fn thresholds(p: &Params, mut t: Thresholds) -> Result<Thresholds, String> {
     ] {
         if let Some(v) = p.number::<f64>(name)? {
             if !(v >= 0.0 && v.is_finite()) {
-                return Err(format!("{name} must be 0 or more, got {v}"));
+                let e = format!("{name} must be 0 or more, got {v}");
+                return Err(ParamError::new(name, e));
             }
             *slot = v;
         }
@@ -192,91 +183,63 @@ fn thresholds(p: &Params, mut t: Thresholds) -> Result<Thresholds, String> {
         None | Some("both") => Direction::Both,
         Some("up") => Direction::Up,
         Some("down") => Direction::Down,
-        Some(other) => return Err(format!("direction: {other:?} is not up, down or both")),
+        Some(other) => {
+            let e = format!("direction: {other:?} is not up, down or both");
+            return Err(ParamError::new("direction", e));
+        }
     };
     Ok(t)
 }
 
 /// `GET /api/v1/metrics/names?start&end`.
-pub async fn names(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let tenant = match tenant_of(&req, &state) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let window = Params::parse(req.query_string(), &["start", "end"]).and_then(|p| p.window());
-    let (start, end) = match window {
-        Ok(w) => w,
-        Err(e) => return bad_request(e),
-    };
-    let store = state.store.clone();
-    match blocking(move || store.metric_names(&tenant, start, end)).await {
-        Ok(names) => HttpResponse::Ok().json(json!({ "names": names })),
-        Err(r) => r,
-    }
+pub async fn names(
+    req: HttpRequest,
+    Tenant(tenant): Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let window = Params::parse(req.query_string(), &["start", "end"])?.window()?;
+    let correlator = state.correlator.clone();
+    let names = blocking(move || correlator.metric_names(&tenant, window)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "names": names })))
 }
 
 /// Labels of the newest points in the window, optionally of the series a selector names.
 async fn labels_seen(
     req: &HttpRequest,
+    tenant: crate::model::TenantId,
     state: &web::Data<AppState>,
-) -> Result<BTreeMap<String, BTreeSet<String>>, HttpResponse> {
-    let tenant = tenant_of(req, state)?;
-    let parsed = Params::parse(req.query_string(), &["match", "start", "end"]).and_then(|p| {
-        let selector = p.get("match").map(parse_selector).transpose()?;
-        Ok((selector, p.window()?))
-    });
-    let (selector, (start_ns, end_ns)) = parsed.map_err(bad_request)?;
-    let store = state.store.clone();
-    blocking(move || {
-        let f = Filter {
-            start_ns,
-            end_ns,
-            name: selector.as_ref().map(|s| s.name.clone()),
-            ..Filter::default()
-        };
-        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for r in store.select(
-            Signal::Metrics,
-            &tenant,
-            &f,
-            Pick::Newest,
-            LABEL_SCAN_POINTS,
-        )? {
-            let Record::Metric(m) = r else { continue };
-            let labels = series::labels_of(&m);
-            if selector.as_ref().is_some_and(|s| !s.matches(&labels)) {
-                continue;
-            }
-            for (k, v) in labels {
-                out.entry(k).or_default().insert(v);
-            }
-        }
-        Ok::<_, crate::index::IndexError>(out)
-    })
-    .await
+) -> Result<BTreeMap<String, BTreeSet<String>>, ApiError> {
+    let p = Params::parse(req.query_string(), &["match", "start", "end"])?;
+    let selector = p
+        .get("match")
+        .map(parse_selector)
+        .transpose()
+        .map_err(|e| ParamError::new("match", e))?;
+    let window = p.window()?;
+    let correlator = state.correlator.clone();
+    blocking(move || correlator.metric_labels(&tenant, selector.as_ref(), window)).await
 }
 
 /// `GET /api/v1/metrics/labels?match=&start&end`: label names.
-pub async fn label_names(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    match labels_seen(&req, &state).await {
-        Ok(labels) => {
-            HttpResponse::Ok().json(json!({ "labels": labels.keys().collect::<Vec<_>>() }))
-        }
-        Err(r) => r,
-    }
+pub async fn label_names(
+    req: HttpRequest,
+    Tenant(tenant): Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let labels = labels_seen(&req, tenant, &state).await?;
+    Ok(HttpResponse::Ok().json(json!({ "labels": labels.keys().collect::<Vec<_>>() })))
 }
 
 /// `GET /api/v1/metrics/labels/{label}/values?match=&start&end`.
 pub async fn label_values(
     req: HttpRequest,
     path: web::Path<String>,
+    Tenant(tenant): Tenant,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    match labels_seen(&req, &state).await {
-        Ok(mut labels) => HttpResponse::Ok().json(json!({
-            "label": path.as_str(),
-            "values": labels.remove(path.as_str()).unwrap_or_default(),
-        })),
-        Err(r) => r,
-    }
+) -> Result<HttpResponse, ApiError> {
+    let mut labels = labels_seen(&req, tenant, &state).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "label": path.as_str(),
+        "values": labels.remove(path.as_str()).unwrap_or_default(),
+    })))
 }

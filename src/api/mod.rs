@@ -10,7 +10,7 @@ pub mod grpc;
 mod metrics;
 mod ops;
 pub(crate) mod otlp_http;
-mod params;
+pub(crate) mod params;
 pub mod query;
 mod search;
 mod ui;
@@ -29,6 +29,8 @@ pub struct AppState {
     pub ingest: Arc<IngestService>,
     pub store: Arc<Store>,
     pub incidents: Arc<crate::correlate::incidents::Incidents>,
+    /// Every answer that joins signals; handlers call it rather than the indexes.
+    pub correlator: Arc<crate::correlate::correlator::Correlator>,
 }
 
 /// Which routes a listener serves: with a separate query listener the ingest listener keeps
@@ -155,35 +157,18 @@ pub fn app(
         .configure(|cfg| configure(cfg, routes))
 }
 
-/// The tenant of a read request, or the response that refuses it.
-pub(crate) fn tenant_of(
-    req: &actix_web::HttpRequest,
-    state: &AppState,
-) -> Result<crate::model::TenantId, actix_web::HttpResponse> {
-    state
-        .auth
-        .from_http(req)
-        .map_err(|e| errors::json_service_error(&e))
-}
-
-/// Runs a blocking read on the blocking pool; errors become JSON error responses.
-pub(crate) async fn blocking<T, E, F>(f: F) -> Result<T, actix_web::HttpResponse>
+/// Runs a blocking read on the blocking pool.
+pub(crate) async fn blocking<T, E, F>(f: F) -> Result<T, errors::ApiError>
 where
     F: FnOnce() -> Result<T, E> + Send + 'static,
     T: Send + 'static,
     E: crate::error::ServiceError + Send + 'static,
 {
     match web::block(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(errors::json_service_error(&e)),
-        Err(e) => Err(errors::json_error(
+        Ok(result) => Ok(result?),
+        Err(e) => Err(errors::ApiError::new(
             crate::error::ErrorCode::Internal,
-            &e.to_string(),
+            e.to_string(),
         )),
     }
-}
-
-/// A parameter error as a 400 response.
-pub(crate) fn bad_request(message: String) -> actix_web::HttpResponse {
-    errors::json_error(crate::error::ErrorCode::InvalidArgument, &message)
 }

@@ -1,14 +1,13 @@
-//! Read endpoints: a trace with its logs and exemplars, and log search. Searches run on the
-//! blocking pool; handlers only parse parameters and shape JSON.
+//! Read endpoints: a trace with its logs and exemplars, and log search. The `Correlator`
+//! answers on the blocking pool; handlers only parse parameters and shape JSON.
 
-use super::errors::{json_error, json_service_error};
-use super::params::Params;
-use super::AppState;
-use crate::correlate::{inferred, trace_tree};
-use crate::error::ErrorCode;
+use super::auth::Tenant;
+use super::errors::ApiError;
+use super::params::{ParamError, Params};
+use super::{blocking, AppState};
+use crate::correlate::correlator::TraceAnswer;
 use crate::index::LogQuery;
 use crate::ingest::jsonlines::severity_number;
-use crate::model::time::parse_time_param;
 use crate::model::{attrs_to_json, LogRecord, MetricPoint, MetricValue, Span, TraceId, TraceLink};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
@@ -160,39 +159,18 @@ fn exemplar_point_json(m: &MetricPoint, trace_id: TraceId) -> Value {
 /// the metric points whose exemplars name the trace, and apart from them the RED points that
 /// picked one of its spans as the slowest or a failed one.
 pub async fn trace(
-    req: HttpRequest,
     path: web::Path<String>,
+    Tenant(tenant): Tenant,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    let tenant = match state.auth.from_http(&req) {
-        Ok(t) => t,
-        Err(e) => return json_service_error(&e),
-    };
-    let trace_id = match TraceId::from_hex(&path) {
-        Ok(t) => t,
-        Err(e) => return json_error(ErrorCode::InvalidArgument, &format!("trace_id: {e}")),
-    };
-    let store = state.store.clone();
-    let margin_ns = state.config.correlate.inference_margin_ms * 1_000_000;
-    let max_inferred = state.config.correlate.max_inferred_logs;
-    let found = web::block(move || {
-        let records = store.trace(&tenant, trace_id)?;
-        let inferred = inferred::infer(&store, &tenant, &records.spans, margin_ns, max_inferred)?;
-        Ok::<_, crate::index::IndexError>((records, inferred))
-    })
-    .await;
-    let (records, inferred) = match found {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return json_service_error(&e),
-        Err(e) => return json_error(ErrorCode::Internal, &e.to_string()),
-    };
-    if records.spans.is_empty() && records.logs.is_empty() && records.metrics.is_empty() {
-        return json_error(
-            ErrorCode::NotFound,
-            &format!("no spans, logs or exemplars for trace {trace_id}"),
-        );
-    }
-    let tree = trace_tree::build(&records.spans, &records.logs);
+) -> Result<HttpResponse, ApiError> {
+    let trace_id = TraceId::from_hex(&path)
+        .map_err(|e| ParamError::new("trace_id", format!("trace_id: {e}")))?;
+    let correlator = state.correlator.clone();
+    let TraceAnswer {
+        records,
+        tree,
+        inferred,
+    } = blocking(move || correlator.trace(&tenant, trace_id)).await?;
     // Points the application sent, apart from the RED points weft derived from the spans.
     let (derived, sent): (Vec<&MetricPoint>, Vec<&MetricPoint>) = records
         .metrics
@@ -216,7 +194,7 @@ pub async fn trace(
     let mut services: Vec<&str> = records.spans.iter().map(|s| s.service.as_str()).collect();
     services.sort_unstable();
     services.dedup();
-    HttpResponse::Ok().json(json!({
+    Ok(HttpResponse::Ok().json(json!({
         "trace_id": trace_id.to_hex(),
         "start_time_unix_nano": start.map(ns_json),
         "duration_ns": start.zip(end).map(|(s, e)| e - s),
@@ -237,27 +215,19 @@ pub async fn trace(
         }).collect::<Vec<_>>(),
         "exemplars": sent.iter().map(|m| exemplar_point_json(m, trace_id)).collect::<Vec<_>>(),
         "red_exemplars": derived.iter().map(|m| exemplar_point_json(m, trace_id)).collect::<Vec<_>>(),
-    }))
+    })))
 }
 
 /// The parameters of a log search.
 pub const LOG_PARAMS: [&str; 6] = ["q", "start", "end", "service", "severity", "limit"];
 
 /// Parses a log search's query string (`q=…&start=…`) into a query.
-pub fn parse_log_params(query_string: &str) -> Result<LogQuery, String> {
+pub fn parse_log_params(query_string: &str) -> Result<LogQuery, ParamError> {
     let p = Params::parse(query_string, &LOG_PARAMS)?;
-    let now = crate::now_ns();
-    let start_ns = p
-        .get("start")
-        .map(|s| parse_time_param("start", s, now))
-        .transpose()?;
-    let end_ns = p
-        .get("end")
-        .map(|s| parse_time_param("end", s, now))
-        .transpose()?;
+    let (start_ns, end_ns) = (p.time("start")?, p.time("end")?);
     if let (Some(s), Some(e)) = (start_ns, end_ns) {
         if s > e {
-            return Err("start is after end".into());
+            return Err(ParamError::new("start", "start is after end"));
         }
     }
     let min_severity = match p.get("severity") {
@@ -266,18 +236,16 @@ pub fn parse_log_params(query_string: &str) -> Result<LogQuery, String> {
             Ok(n) if (1..=24).contains(&n) => n,
             _ => match severity_number(s) {
                 0 => {
-                    return Err(format!(
+                    let e = format!(
                         "severity: {s:?} is not trace, debug, info, warn, error, fatal or 1-24"
-                    ))
+                    );
+                    return Err(ParamError::new("severity", e));
                 }
                 n => n as u64,
             },
         }),
     };
-    let limit = p.number::<usize>("limit")?.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(format!("limit must be 1 to {MAX_LIMIT}, got {limit}"));
-    }
+    let limit = p.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
     Ok(LogQuery {
         q: p.get("q").unwrap_or_default().to_string(),
         start_ns,
@@ -290,24 +258,18 @@ pub fn parse_log_params(query_string: &str) -> Result<LogQuery, String> {
 
 /// `GET /api/v1/logs?q=&start=&end=&service=&severity=&limit=`: newest first. `severity` is a
 /// minimum: `warn` returns warnings, errors and fatals.
-pub async fn search_logs(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let tenant = match state.auth.from_http(&req) {
-        Ok(t) => t,
-        Err(e) => return json_service_error(&e),
-    };
-    let query = match parse_log_params(req.query_string()) {
-        Ok(q) => q,
-        Err(e) => return json_error(ErrorCode::InvalidArgument, &e),
-    };
-    let store = state.store.clone();
-    match web::block(move || store.search_logs(&tenant, &query)).await {
-        Ok(Ok(logs)) => HttpResponse::Ok().json(json!({
-            "count": logs.len(),
-            "logs": logs.iter().map(log_json).collect::<Vec<_>>(),
-        })),
-        Ok(Err(e)) => json_service_error(&e),
-        Err(e) => json_error(ErrorCode::Internal, &e.to_string()),
-    }
+pub async fn search_logs(
+    req: HttpRequest,
+    Tenant(tenant): Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let query = parse_log_params(req.query_string())?;
+    let correlator = state.correlator.clone();
+    let logs = blocking(move || correlator.search_logs(&tenant, &query)).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "count": logs.len(),
+        "logs": logs.iter().map(log_json).collect::<Vec<_>>(),
+    })))
 }
 
 #[cfg(test)]
@@ -319,9 +281,12 @@ mod tests {
         let p = parse_log_params;
         let q = p("severity=warn&limit=5").unwrap();
         assert_eq!((q.min_severity, q.limit), (Some(13), 5));
-        assert!(p("severity=loud").unwrap_err().contains("severity"));
-        assert!(p("limit=0").unwrap_err().contains("limit"));
-        assert!(p("start=now&end=now-1h").unwrap_err().contains("after"));
+        assert_eq!(p("severity=loud").unwrap_err().param, "severity");
+        assert_eq!(p("limit=0").unwrap_err().param, "limit");
+        assert!(p("start=now&end=now-1h")
+            .unwrap_err()
+            .message
+            .contains("after"));
         assert!(p("colour=red").is_err());
         // start=0 is the epoch; an empty value is the default, as on every endpoint.
         let q = p("start=0&end=").unwrap();

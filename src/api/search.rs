@@ -2,13 +2,12 @@
 //! attribute keys and values. Handlers parse and name every bad parameter; the answers are
 //! `correlate::trace_search`'s types as they are.
 
-use super::correlate::limit;
-use super::params::Params;
-use super::{bad_request, blocking, tenant_of, AppState};
-use crate::correlate::trace_search::{
-    self, ListQuery, SpanStatus, TraceOrder, TraceQuery, MAX_LIMIT,
-};
-use crate::model::time::parse_duration_param;
+use super::auth::Tenant;
+use super::errors::ApiError;
+use super::params::{ParamError, Params};
+use super::{blocking, AppState};
+use crate::correlate::correlator::Listing;
+use crate::correlate::trace_search::{ListQuery, SpanStatus, TraceOrder, TraceQuery, MAX_LIMIT};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 const DEFAULT_TRACES: usize = 20;
@@ -16,18 +15,19 @@ const DEFAULT_LIST: usize = 100;
 const MAX_LIST: usize = 1000;
 
 /// `key=value`: the key up to the first `=`, the value after it (which may hold `=`).
-fn attribute(v: &str) -> Result<(String, String), String> {
+fn attribute(v: &str) -> Result<(String, String), ParamError> {
     match v.split_once('=') {
         Some((k, val)) if !k.trim().is_empty() && !val.is_empty() => {
             Ok((k.trim().to_string(), val.to_string()))
         }
-        _ => Err(format!(
-            "attr: {v:?} is not key=value (for example attr=user.id=u-4242)"
+        _ => Err(ParamError::new(
+            "attr",
+            format!("attr: {v:?} is not key=value (for example attr=user.id=u-4242)"),
         )),
     }
 }
 
-fn trace_query(query_string: &str) -> Result<TraceQuery, String> {
+fn trace_query(query_string: &str) -> Result<TraceQuery, ParamError> {
     let allowed = [
         "service",
         "operation",
@@ -40,27 +40,29 @@ fn trace_query(query_string: &str) -> Result<TraceQuery, String> {
         "limit",
     ];
     let p = Params::parse_repeating(query_string, &allowed, &["attr"])?;
-    let duration = |name| {
-        p.get(name)
-            .map(|v| parse_duration_param(name, v))
-            .transpose()
-    };
-    let (min_duration_ns, max_duration_ns) = (duration("min_duration")?, duration("max_duration")?);
+    let (min_duration_ns, max_duration_ns) =
+        (p.duration("min_duration")?, p.duration("max_duration")?);
     if let (Some(lo), Some(hi)) = (min_duration_ns, max_duration_ns) {
         if lo > hi {
-            return Err("min_duration is more than max_duration".into());
+            let e = "min_duration is more than max_duration";
+            return Err(ParamError::new("min_duration", e));
         }
     }
     let status = p
         .get("status")
         .map(|s| {
-            SpanStatus::parse(s).ok_or_else(|| format!("status: {s:?} is not error, ok or unset"))
+            SpanStatus::parse(s).ok_or_else(|| {
+                ParamError::new("status", format!("status: {s:?} is not error, ok or unset"))
+            })
         })
         .transpose()?;
     let order = match p.get("order") {
         None | Some("newest") => TraceOrder::Newest,
         Some("slowest") => TraceOrder::Slowest,
-        Some(o) => return Err(format!("order: {o:?} is not newest or slowest")),
+        Some(o) => {
+            let e = format!("order: {o:?} is not newest or slowest");
+            return Err(ParamError::new("order", e));
+        }
     };
     let (start_ns, end_ns) = p.window()?;
     Ok(TraceQuery {
@@ -71,117 +73,98 @@ fn trace_query(query_string: &str) -> Result<TraceQuery, String> {
         status,
         attributes: p
             .all("attr")
-            .iter()
-            .map(|a| attribute(a))
+            .into_iter()
+            .map(attribute)
             .collect::<Result<_, _>>()?,
         start_ns,
         end_ns,
         order,
-        limit: limit(&p, DEFAULT_TRACES, MAX_LIMIT)?,
+        limit: p.limit(DEFAULT_TRACES, MAX_LIMIT)?,
     })
 }
 
 /// `GET /api/v1/traces?service&operation&min_duration&max_duration&status&attr=k=v…&start&end&order&limit`.
-pub async fn search(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let tenant = match tenant_of(&req, &state) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let q = match trace_query(req.query_string()) {
-        Ok(q) => q,
-        Err(e) => return bad_request(e),
-    };
-    let store = state.store.clone();
-    match blocking(move || trace_search::search(&store, &tenant, &q)).await {
-        Ok(found) => HttpResponse::Ok().json(found),
-        Err(r) => r,
-    }
-}
-
-fn list_query(p: &Params, service: Option<&str>) -> Result<ListQuery, String> {
-    let (start_ns, end_ns) = p.window()?;
-    Ok(ListQuery {
-        service: service.map(str::to_string),
-        start_ns,
-        end_ns,
-        prefix: p.get("prefix").unwrap_or_default().to_string(),
-        limit: limit(p, DEFAULT_LIST, MAX_LIST)?,
-    })
+pub async fn search(
+    req: HttpRequest,
+    Tenant(tenant): Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let q = trace_query(req.query_string())?;
+    let correlator = state.correlator.clone();
+    let found = blocking(move || correlator.search_traces(&tenant, &q)).await?;
+    Ok(HttpResponse::Ok().json(found))
 }
 
 const LIST_PARAMS: [&str; 4] = ["start", "end", "prefix", "limit"];
 
-/// Runs one list read for a request whose parameters `parse` turns into a list query.
-async fn list<T, F>(
+/// Answers one list request: `service` is the path's, or else the `service` parameter's
+/// when `by_service` allows one.
+async fn list(
     req: HttpRequest,
+    tenant: Tenant,
     state: web::Data<AppState>,
-    parse: impl FnOnce(&Params) -> Result<ListQuery, String>,
-    allowed: &[&str],
-    read: F,
-) -> HttpResponse
-where
-    T: serde::Serialize + Send + 'static,
-    F: FnOnce(
-            &crate::index::Store,
-            &crate::model::TenantId,
-            &ListQuery,
-        ) -> Result<T, crate::index::IndexError>
-        + Send
-        + 'static,
-{
-    let tenant = match tenant_of(&req, &state) {
-        Ok(t) => t,
-        Err(r) => return r,
+    what: Listing,
+    path_service: Option<String>,
+) -> Result<HttpResponse, ApiError> {
+    let by_service = matches!(what, Listing::AttributeKeys | Listing::AttributeValues(_));
+    let allowed = if by_service {
+        [&LIST_PARAMS[..], &["service"]].concat()
+    } else {
+        LIST_PARAMS.to_vec()
     };
-    let q = match Params::parse(req.query_string(), allowed).and_then(|p| parse(&p)) {
-        Ok(q) => q,
-        Err(e) => return bad_request(e),
+    let p = Params::parse(req.query_string(), &allowed)?;
+    let (start_ns, end_ns) = p.window()?;
+    let q = ListQuery {
+        service: path_service.or_else(|| p.get("service").map(str::to_string)),
+        start_ns,
+        end_ns,
+        prefix: p.get("prefix").unwrap_or_default().to_string(),
+        limit: p.limit(DEFAULT_LIST, MAX_LIST)?,
     };
-    let store = state.store.clone();
-    match blocking(move || read(&store, &tenant, &q)).await {
-        Ok(found) => HttpResponse::Ok().json(found),
-        Err(r) => r,
-    }
+    let correlator = state.correlator.clone();
+    let found = blocking(move || correlator.list(&tenant.0, &what, &q)).await?;
+    Ok(HttpResponse::Ok().json(found))
 }
 
 /// `GET /api/v1/services?start&end&prefix&limit`: services with spans in the window.
-pub async fn services(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let parse = |p: &Params| list_query(p, None);
-    list(req, state, parse, &LIST_PARAMS, trace_search::services).await
+pub async fn services(
+    req: HttpRequest,
+    tenant: Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    list(req, tenant, state, Listing::Services, None).await
 }
 
 /// `GET /api/v1/services/{service}/operations?start&end&prefix&limit`.
 pub async fn operations(
     req: HttpRequest,
     path: web::Path<String>,
+    tenant: Tenant,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    let service = path.into_inner();
-    let parse = move |p: &Params| list_query(p, Some(&service));
-    list(req, state, parse, &LIST_PARAMS, trace_search::operations).await
+) -> Result<HttpResponse, ApiError> {
+    let service = Some(path.into_inner());
+    list(req, tenant, state, Listing::Operations, service).await
 }
 
 /// `GET /api/v1/spans/attributes?service&start&end&prefix&limit`: keys seen on the newest
 /// spans of the window.
-pub async fn attribute_keys(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let parse = |p: &Params| list_query(p, p.get("service"));
-    let allowed = [&LIST_PARAMS[..], &["service"]].concat();
-    list(req, state, parse, &allowed, trace_search::attribute_keys).await
+pub async fn attribute_keys(
+    req: HttpRequest,
+    tenant: Tenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    list(req, tenant, state, Listing::AttributeKeys, None).await
 }
 
 /// `GET /api/v1/spans/attributes/{key}/values?service&start&end&prefix&limit`.
 pub async fn attribute_values(
     req: HttpRequest,
     path: web::Path<String>,
+    tenant: Tenant,
     state: web::Data<AppState>,
-) -> HttpResponse {
-    let key = path.into_inner();
-    let parse = |p: &Params| list_query(p, p.get("service"));
-    let allowed = [&LIST_PARAMS[..], &["service"]].concat();
-    list(req, state, parse, &allowed, move |store, tenant, q| {
-        trace_search::attribute_values(store, tenant, &key, q)
-    })
-    .await
+) -> Result<HttpResponse, ApiError> {
+    let what = Listing::AttributeValues(path.into_inner());
+    list(req, tenant, state, what, None).await
 }
 
 #[cfg(test)]
@@ -221,7 +204,8 @@ mod tests {
             ("colour=red", "colour"),
         ] {
             let e = trace_query(query).unwrap_err();
-            assert!(e.contains(names), "{query}: {e}");
+            assert_eq!(e.param, names, "{query}: {e}");
+            assert!(e.message.contains(names), "{query}: {e}");
         }
     }
 }

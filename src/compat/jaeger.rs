@@ -14,11 +14,11 @@
 //! with an `event` field; links are `FOLLOWS_FROM` references; each service and resource is a
 //! process whose tags are the resource attributes but `service.name`.
 
-use super::params::Form;
 use super::search::{Search, MAX_TRACES_READ};
 use super::tempo::{span_names, Names};
 use super::tempo::{trace_spans, TempoError};
 use super::traceql::SpanFilter;
+use crate::api::params::Params;
 use crate::api::AppState;
 use crate::index::{Filter, Pick};
 use crate::model::{AttrValue, KeyValue, Span, SpanId, TenantId};
@@ -285,26 +285,22 @@ pub fn jaeger_trace(spans: &[Span]) -> JaegerTrace {
     }
 }
 
-fn request(req: &HttpRequest, state: &AppState) -> Result<(TenantId, Form), HttpResponse> {
+fn request(req: &HttpRequest, state: &AppState) -> Result<(TenantId, Params), HttpResponse> {
     let tenant = state
         .auth
         .from_http(req)
         .map_err(|e| super::text_error(&e))?;
-    let form =
-        Form::parse(req.query_string(), None, &[]).map_err(|e| jaeger_error(TempoError::Bad(e)))?;
+    let form = Params::lenient(req.query_string(), None, &[])
+        .map_err(|e| jaeger_error(TempoError::from(e)))?;
     Ok((tenant, form))
 }
 
 /// A window in Jaeger's terms: `start`/`end` in microseconds (or any time weft reads);
 /// by default everything retained, as Jaeger lists services of all time.
-fn window(form: &Form, default_back_ns: u64) -> Result<(u64, u64), TempoError> {
-    let end = form
-        .time_ns("end")
-        .map_err(TempoError::Bad)?
-        .unwrap_or_else(crate::now_ns);
+fn window(form: &Params, default_back_ns: u64) -> Result<(u64, u64), TempoError> {
+    let end = form.time("end")?.unwrap_or_else(crate::now_ns);
     let start = form
-        .time_ns("start")
-        .map_err(TempoError::Bad)?
+        .time("start")?
         .unwrap_or(end.saturating_sub(default_back_ns));
     Ok((start.min(end), end))
 }
@@ -436,7 +432,7 @@ fn jaeger_tags(text: &str) -> Result<Vec<(String, String)>, String> {
 
 /// The span filter a Jaeger search asks for: every condition on one span, as Jaeger means
 /// it; the tag `error=true` is a failed span.
-fn jaeger_filter(form: &Form) -> Result<SpanFilter, String> {
+fn jaeger_filter(form: &Params) -> Result<SpanFilter, String> {
     use super::traceql::{Cond, Field, Op, Value as V};
     let cmp = |field, op, value| Cond::Cmp {
         field,
@@ -456,7 +452,7 @@ fn jaeger_filter(form: &Form) -> Result<SpanFilter, String> {
         conds.push(cmp(Field::Name, Op::Eq, V::Str(o.into())));
     }
     for (name, op) in [("minDuration", Op::Ge), ("maxDuration", Op::Le)] {
-        if let Some(d) = form.duration_ns(name)? {
+        if let Some(d) = form.duration(name)? {
             conds.push(cmp(Field::Duration, op, V::Duration(d)));
         }
     }
@@ -487,16 +483,10 @@ pub async fn find_traces(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
         let filter = jaeger_filter(&form).map_err(TempoError::Bad)?;
         let lookback = match form.get("lookback") {
             None | Some("custom") => 3_600_000_000_000,
-            Some(_) => form
-                .duration_ns("lookback")
-                .map_err(TempoError::Bad)?
-                .unwrap_or(0),
+            Some(_) => form.duration("lookback")?.unwrap_or(0),
         };
         let (start_ns, end_ns) = window(&form, lookback)?;
-        let limit = form
-            .number::<usize>("limit")
-            .map_err(TempoError::Bad)?
-            .unwrap_or(20);
+        let limit = form.number::<usize>("limit")?.unwrap_or(20);
         if limit == 0 || limit > MAX_TRACES_READ {
             return Err(TempoError::Bad(format!(
                 "limit must be 1 to {MAX_TRACES_READ}, got {limit}"
@@ -596,13 +586,9 @@ pub async fn dependencies(req: HttpRequest, state: web::Data<AppState>) -> HttpR
     };
     let parsed = (|| {
         let end_ms = form
-            .number::<u64>("endTs")
-            .map_err(TempoError::Bad)?
+            .number::<u64>("endTs")?
             .unwrap_or(crate::now_ns() / 1_000_000);
-        let back_ms = form
-            .number::<u64>("lookback")
-            .map_err(TempoError::Bad)?
-            .unwrap_or(DAY_MS);
+        let back_ms = form.number::<u64>("lookback")?.unwrap_or(DAY_MS);
         Ok((
             end_ms.saturating_sub(back_ms).saturating_mul(1_000_000),
             end_ms.saturating_mul(1_000_000),

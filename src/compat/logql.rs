@@ -203,7 +203,7 @@ pub fn number_or_duration(v: &str) -> Option<f64> {
     if let Ok(n) = v.parse::<f64>() {
         return Some(n);
     }
-    super::params::duration_ns(v).map(|ns| ns as f64 / 1e9)
+    crate::model::time::parse_duration(v).map(|ns| ns as f64 / 1e9)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -621,7 +621,7 @@ impl Parser {
             let logs = self.log_query()?;
             self.expect("[")?;
             let range = match self.next() {
-                Some(Tok::Num(d)) => super::params::duration_ns(&d)
+                Some(Tok::Num(d)) => crate::model::time::parse_duration(&d)
                     .filter(|&ns| ns > 0)
                     .ok_or_else(|| format!("range [{d}] is not a duration like 5m"))?,
                 _ => return Err("expected a range like [5m] after the log query".into()),

@@ -19,9 +19,9 @@
 //! `promql::MAX_SERIES_STEPS` series × steps.
 
 use super::logql::{self, AggOp, Grouping, LogQuery, MetricQuery, Query, RangeFn, Stage};
-use super::params::Form;
 use super::prom_series::{format_value, label_name, PromLabels};
 use super::promql::{self, MAX_SERIES_STEPS, MAX_STEPS};
+use crate::api::params::Params;
 use crate::api::AppState;
 use crate::index::{Filter, IndexError, Pick, Store};
 use crate::model::{LogRecord, Record, Signal, TenantId};
@@ -56,6 +56,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 pub enum LokiError {
     Bad(String),
     Index(IndexError),
+}
+
+impl From<crate::api::params::ParamError> for LokiError {
+    fn from(e: crate::api::params::ParamError) -> LokiError {
+        LokiError::Bad(e.message)
+    }
 }
 
 impl From<IndexError> for LokiError {
@@ -574,40 +580,31 @@ fn request(
     req: &HttpRequest,
     state: &AppState,
     body: &[u8],
-) -> Result<(TenantId, Form), HttpResponse> {
+) -> Result<(TenantId, Params), HttpResponse> {
     let tenant = state
         .auth
         .from_http(req)
         .map_err(|e| super::text_error(&e))?;
-    let form = Form::parse(
+    let form = Params::lenient(
         req.query_string(),
         crate::api::otlp_http::header(req, "content-type"),
         body,
     )
-    .map_err(|e| loki_error(LokiError::Bad(e)))?;
+    .map_err(|e| loki_error(LokiError::from(e)))?;
     Ok((tenant, form))
 }
 
-fn window(form: &Form) -> Result<(u64, u64), LokiError> {
-    let end = form
-        .time_ns("end")
-        .map_err(LokiError::Bad)?
-        .unwrap_or_else(crate::now_ns);
-    let start = form
-        .time_ns("start")
-        .map_err(LokiError::Bad)?
-        .unwrap_or(end.saturating_sub(HOUR_NS));
+fn window(form: &Params) -> Result<(u64, u64), LokiError> {
+    let end = form.time("end")?.unwrap_or_else(crate::now_ns);
+    let start = form.time("start")?.unwrap_or(end.saturating_sub(HOUR_NS));
     if start > end {
         return bad("the query time range ends before it starts (start > end)");
     }
     Ok((start, end))
 }
 
-fn limit(form: &Form) -> Result<usize, LokiError> {
-    let limit = form
-        .number::<usize>("limit")
-        .map_err(LokiError::Bad)?
-        .unwrap_or(DEFAULT_LIMIT);
+fn limit(form: &Params) -> Result<usize, LokiError> {
+    let limit = form.number::<usize>("limit")?.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         return bad(format!(
             "max entries limit per query exceeded, limit > max_entries_limit ({limit} > {MAX_LIMIT})"
@@ -636,8 +633,7 @@ pub async fn query_range(
         Err(r) => return r,
     };
     let parsed = (|| {
-        let q = logql::parse(form.required("query").map_err(LokiError::Bad)?)
-            .map_err(LokiError::Bad)?;
+        let q = logql::parse(form.required("query")?).map_err(LokiError::Bad)?;
         let (start, end) = window(&form)?;
         let limit = limit(&form)?;
         let forward = match form.get("direction") {
@@ -649,7 +645,7 @@ pub async fn query_range(
                 ))
             }
         };
-        let step = match form.duration_ns("step").map_err(LokiError::Bad)? {
+        let step = match form.duration("step")? {
             Some(0) => {
                 return bad("zero or negative query resolution step widths are not accepted")
             }
@@ -701,18 +697,14 @@ pub async fn query(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
         Err(r) => return r,
     };
     let parsed = (|| {
-        let q = logql::parse(form.required("query").map_err(LokiError::Bad)?)
-            .map_err(LokiError::Bad)?;
+        let q = logql::parse(form.required("query")?).map_err(LokiError::Bad)?;
         let Query::Metric(m) = q else {
             return bad(
                 "log queries are not supported as an instant query type, please change \
                  your query to a range query type",
             );
         };
-        let t = form
-            .time_ns("time")
-            .map_err(LokiError::Bad)?
-            .unwrap_or_else(crate::now_ns);
+        let t = form.time("time")?.unwrap_or_else(crate::now_ns);
         Ok((m, t))
     })();
     let (m, t) = match parsed {

@@ -25,7 +25,6 @@ pub mod logql;
 pub mod loki;
 pub mod loki_push;
 pub mod otlp_out;
-pub mod params;
 pub mod prom_series;
 pub mod prometheus;
 pub mod promql;

@@ -6,9 +6,9 @@
 //! `error`). Served under `/prometheus` (as Mimir does), since weft's own API owns `/api/v1`.
 //! How stored points become Prometheus series: `prom_series`.
 
-use super::params::Form;
 use super::prom_series::{self, PromExemplar, PromLabels, PromSeries, NAME, SERVICE};
 use super::promql::{self, Fetched, Output, QueryError, Steps, Wanted};
+use crate::api::params::Params;
 use crate::api::AppState;
 use crate::index::{Filter, Pick, Store};
 use crate::model::{MetricValue, Record, Signal, TenantId};
@@ -162,14 +162,14 @@ fn request(
     req: &HttpRequest,
     state: &AppState,
     body: &[u8],
-) -> Result<(TenantId, Form), HttpResponse> {
+) -> Result<(TenantId, Params), HttpResponse> {
     let tenant = state.auth.from_http(req).map_err(|e| service_error(&e))?;
-    let form = Form::parse(
+    let form = Params::lenient(
         req.query_string(),
         crate::api::otlp_http::header(req, "content-type"),
         body,
     )
-    .map_err(|e| query_error(QueryError::Bad(e)))?;
+    .map_err(|e| query_error(QueryError::from(e)))?;
     Ok((tenant, form))
 }
 
@@ -309,12 +309,11 @@ pub fn run_query(
     })
 }
 
-fn window(form: &Form) -> Result<(i64, i64), QueryError> {
+fn window(form: &Params) -> Result<(i64, i64), QueryError> {
     let now = crate::now_ns();
-    let end = form.time_ns("end").map_err(QueryError::Bad)?.unwrap_or(now);
+    let end = form.time("end")?.unwrap_or(now);
     let start = form
-        .time_ns("start")
-        .map_err(QueryError::Bad)?
+        .time("start")?
         .unwrap_or(end.saturating_sub(3_600_000_000_000));
     if start > end {
         return Err(QueryError::Bad(
@@ -434,11 +433,8 @@ pub async fn query(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
         Err(r) => return r,
     };
     let parsed = (|| {
-        let q = form.required("query").map_err(QueryError::Bad)?.to_string();
-        let t = form
-            .time_ns("time")
-            .map_err(QueryError::Bad)?
-            .unwrap_or_else(crate::now_ns);
+        let q = form.required("query")?.to_string();
+        let t = form.time("time")?.unwrap_or_else(crate::now_ns);
         Ok((q, ms(t)))
     })();
     let (q, t) = match parsed {
@@ -463,17 +459,16 @@ pub async fn query_range(
         Err(r) => return r,
     };
     let parsed = (|| {
-        let q = form.required("query").map_err(QueryError::Bad)?.to_string();
-        let start = form.time_ns("start").map_err(QueryError::Bad)?;
-        let end = form.time_ns("end").map_err(QueryError::Bad)?;
+        let q = form.required("query")?.to_string();
+        let start = form.time("start")?;
+        let end = form.time("end")?;
         let (Some(start), Some(end)) = (start, end) else {
             return Err(QueryError::Bad(
                 "parameters \"start\" and \"end\" are required".into(),
             ));
         };
         let step = form
-            .duration_ns("step")
-            .map_err(QueryError::Bad)?
+            .duration("step")?
             .ok_or_else(|| QueryError::Bad("parameter \"step\" is required".into()))?;
         if end < start {
             return Err(QueryError::Bad(
@@ -515,7 +510,7 @@ pub async fn exemplars(
         Err(r) => return r,
     };
     let parsed = (|| {
-        let q = form.required("query").map_err(QueryError::Bad)?.to_string();
+        let q = form.required("query")?.to_string();
         Ok((q, window(&form)?))
     })();
     let (q, (from, to)) = match parsed {

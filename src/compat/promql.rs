@@ -41,6 +41,12 @@ pub enum QueryError {
     Index(crate::index::IndexError),
 }
 
+impl From<crate::api::params::ParamError> for QueryError {
+    fn from(e: crate::api::params::ParamError) -> QueryError {
+        QueryError::Bad(e.message)
+    }
+}
+
 impl From<crate::index::IndexError> for QueryError {
     fn from(e: crate::index::IndexError) -> Self {
         match e {

@@ -14,7 +14,7 @@
 //! and span names from the term dictionaries, each checked against the tenant and window.
 
 use super::otlp_out::resource_spans;
-use super::params::Form;
+use crate::api::params::Params;
 use crate::api::AppState;
 use crate::correlate::trace_search::{self, AttributeScope, ListQuery};
 use crate::index::{Filter, IndexError, Store};
@@ -69,6 +69,12 @@ pub enum TempoError {
     Index(IndexError),
 }
 
+impl From<crate::api::params::ParamError> for TempoError {
+    fn from(e: crate::api::params::ParamError) -> TempoError {
+        TempoError::Bad(e.message)
+    }
+}
+
 impl From<IndexError> for TempoError {
     fn from(e: IndexError) -> Self {
         match e {
@@ -103,13 +109,13 @@ pub(crate) async fn blocking<T: Send + 'static>(
 pub(crate) fn request(
     req: &HttpRequest,
     state: &AppState,
-) -> Result<(TenantId, Form), HttpResponse> {
+) -> Result<(TenantId, Params), HttpResponse> {
     let tenant = state
         .auth
         .from_http(req)
         .map_err(|e| super::text_error(&e))?;
-    let form = Form::parse(req.query_string(), None, &[])
-        .map_err(|e| error_response(TempoError::Bad(e)))?;
+    let form = Params::lenient(req.query_string(), None, &[])
+        .map_err(|e| error_response(TempoError::from(e)))?;
     Ok((tenant, form))
 }
 
@@ -237,15 +243,9 @@ pub async fn trace_v2(
     }
 }
 
-fn window(form: &Form) -> Result<(u64, u64), TempoError> {
-    let end = form
-        .time_ns("end")
-        .map_err(TempoError::Bad)?
-        .unwrap_or_else(crate::now_ns);
-    let start = form
-        .time_ns("start")
-        .map_err(TempoError::Bad)?
-        .unwrap_or(end.saturating_sub(HOUR_NS));
+fn window(form: &Params) -> Result<(u64, u64), TempoError> {
+    let end = form.time("end")?.unwrap_or_else(crate::now_ns);
+    let start = form.time("start")?.unwrap_or(end.saturating_sub(HOUR_NS));
     if start > end {
         return Err(TempoError::Bad("start is after end".into()));
     }
@@ -579,7 +579,7 @@ fn logfmt_tags(text: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 /// The search a Tempo request asks for.
-fn tempo_search(form: &Form) -> Result<(super::search::Search, usize), TempoError> {
+fn tempo_search(form: &Params) -> Result<(super::search::Search, usize), TempoError> {
     let bad = TempoError::Bad;
     let mut filter = match form.get("q") {
         Some(q) => super::traceql::parse(q).map_err(bad)?,
@@ -591,25 +591,21 @@ fn tempo_search(form: &Form) -> Result<(super::search::Search, usize), TempoErro
         ));
     }
     let (start_ns, end_ns) = window(form)?;
-    let limit = form.number::<usize>("limit").map_err(bad)?.unwrap_or(20);
+    let limit = form.number::<usize>("limit")?.unwrap_or(20);
     if limit == 0 || limit > super::search::MAX_TRACES_READ {
         return Err(bad(format!(
             "limit must be 1 to {}, got {limit}",
             super::search::MAX_TRACES_READ
         )));
     }
-    let spss = form
-        .number::<usize>("spss")
-        .map_err(bad)?
-        .unwrap_or(3)
-        .max(1);
+    let spss = form.number::<usize>("spss")?.unwrap_or(3).max(1);
     Ok((
         super::search::Search {
             filter,
             start_ns,
             end_ns,
-            min_trace_ns: form.duration_ns("minDuration").map_err(bad)?,
-            max_trace_ns: form.duration_ns("maxDuration").map_err(bad)?,
+            min_trace_ns: form.duration("minDuration")?,
+            max_trace_ns: form.duration("maxDuration")?,
             limit,
         },
         spss,

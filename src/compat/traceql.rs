@@ -340,7 +340,7 @@ fn word_value(w: &str) -> Result<Value, String> {
         _ => {
             if let Ok(n) = w.parse::<f64>() {
                 Value::Num(n)
-            } else if let Some(ns) = super::params::duration_ns(w) {
+            } else if let Some(ns) = crate::model::time::parse_duration(w) {
                 Value::Duration(ns)
             } else {
                 return Err(format!(

@@ -334,10 +334,10 @@ pub fn analyse(
         &mut ids,
         cap,
     );
-    let len = (end - start).max(60_000_000_000);
+    let (base_start, base_end) = super::baseline::before(start, end);
     let before = Filter {
-        start_ns: start.saturating_sub(len),
-        end_ns: start.saturating_sub(1),
+        start_ns: base_start,
+        end_ns: base_end,
         ..window.clone()
     };
     let mut base_ids = Vec::new();

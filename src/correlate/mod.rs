@@ -2,7 +2,9 @@
 //! critical path and each span's logs, and logs without trace IDs as inferred candidates.
 //! Depends on `index` and `model`.
 
+pub mod baseline;
 pub mod compare;
+pub mod correlator;
 pub mod diff;
 pub mod incidents;
 pub mod inferred;

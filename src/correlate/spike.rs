@@ -128,10 +128,10 @@ pub fn explain(
         end_ns,
         ..Filter::default()
     };
-    let len = end_ns.saturating_sub(start_ns).max(60_000_000_000);
+    let (base_start, base_end) = super::baseline::before(start_ns, end_ns);
     let baseline = Filter {
-        start_ns: start_ns.saturating_sub(len),
-        end_ns: start_ns.saturating_sub(1),
+        start_ns: base_start,
+        end_ns: base_end,
         ..window.clone()
     };
     let mut base = store.select_spans(tenant, &baseline, Pick::Newest, CANDIDATES)?;

@@ -6,7 +6,7 @@
 //!   its magnitude (seconds below 10^11, then ms, µs, ns; fractions allowed), `now`, or
 //!   `now-<duration>` / `now+<duration>`.
 //! - A duration is a number with a unit: `ns`, `us`, `ms`, `s`, `m`, `h`, `d`, `w` (fractions
-//!   allowed: `1.5m`); a bare number is seconds.
+//!   allowed: `1.5m`), or several added up (`1h30m`); a bare number is seconds.
 //!
 //! Times are nanoseconds since the epoch as `u64`, but the indexes keep them as `i64`, so no
 //! time past `MAX_TIME_NS` (2262-04-11) is accepted: it would be stored clamped. Answers
@@ -61,9 +61,32 @@ pub fn parse_time(text: &str) -> Option<u64> {
     (ns <= MAX_TIME_NS).then_some(ns)
 }
 
-/// A duration in nanoseconds, or `None` when it is not one or does not fit.
+/// A duration in nanoseconds, or `None` when it is not one or does not fit: one number with
+/// a unit, or several added up as Prometheus and Go write them (`1h30m`, `1m30s`).
 pub fn parse_duration(text: &str) -> Option<u64> {
     let text = text.trim();
+    if let Some(ns) = one_duration(text) {
+        return Some(ns);
+    }
+    let mut total: u64 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let unit_start = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let unit_len = rest[unit_start..]
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len() - unit_start);
+        if unit_start == 0 || unit_len == 0 {
+            return None;
+        }
+        let (part, tail) = rest.split_at(unit_start + unit_len);
+        total = total.checked_add(one_duration(part)?)?;
+        rest = tail;
+    }
+    (!text.is_empty()).then_some(total)
+}
+
+/// One number and its unit (none: seconds).
+fn one_duration(text: &str) -> Option<u64> {
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
@@ -113,7 +136,7 @@ pub fn parse_time_param(name: &str, text: &str, now_ns: u64) -> Result<u64, Stri
 /// A duration parameter named `name` (for the error).
 pub fn parse_duration_param(name: &str, text: &str) -> Result<u64, String> {
     parse_duration(text).ok_or_else(|| {
-        format!("{name}: {text:?} is not a duration like 500ms, 15s, 1.5m, 2h, 1d or 1w")
+        format!("{name}: {text:?} is not a duration like 500ms, 15s, 1.5m, 1h30m, 1d or 1w")
     })
 }
 
@@ -173,6 +196,12 @@ mod tests {
         assert!(parse_duration("5y").is_none());
         assert!(parse_duration("fast").is_none());
         assert!(parse_duration("1e400s").is_none());
+        assert_eq!(parse_duration("1h30m"), Some(5400 * S));
+        assert_eq!(parse_duration("1m30s"), Some(90 * S));
+        assert_eq!(parse_duration("1.5s"), Some(3 * S / 2));
+        for bad in ["", "5x", "m5", "-1", "1h5", "1h 30m"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
         assert!(parse_duration_param("step", "x")
             .unwrap_err()
             .starts_with("step:"));
