@@ -424,163 +424,203 @@ impl Config {
         Ok(config)
     }
 
+    /// Checks every section, then the rules that span sections. Each error names its field.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let addr = |field: &'static str, v: &str| {
-            v.parse::<SocketAddr>()
-                .map(|_| ())
-                .map_err(|e| ConfigError::Invalid {
-                    field,
-                    reason: format!("{v:?} is not an address like 127.0.0.1:4318 ({e})"),
-                })
-        };
-        addr("http.listen", &self.http.listen)?;
-        addr("grpc.listen", &self.grpc.listen)?;
-        if !self.http.query_listen.is_empty() {
-            addr("http.query_listen", &self.http.query_listen)?;
-        }
-        let positive = |field: &'static str, v: u64| {
-            if v == 0 {
-                Err(ConfigError::Invalid {
-                    field,
-                    reason: "must be greater than 0".into(),
-                })
-            } else {
-                Ok(())
-            }
-        };
-        positive("http.max_body_bytes", self.http.max_body_bytes as u64)?;
-        positive("http.body_timeout_secs", self.http.body_timeout_secs)?;
-        positive("grpc.max_message_bytes", self.grpc.max_message_bytes as u64)?;
-        positive("wal.fsync_interval_ms", self.wal.fsync_interval_ms)?;
-        positive("wal.queue_requests", self.wal.queue_requests as u64)?;
-        positive("index.commit_interval_ms", self.index.commit_interval_ms)?;
-        positive("index.partition_secs", self.index.partition_secs)?;
-        positive("index.writer_threads", self.index.writer_threads as u64)?;
-        positive("index.queue_bytes", self.index.queue_bytes as u64)?;
-        positive("red.bucket_secs", self.red.bucket_secs)?;
-        positive("red.max_series", self.red.max_series as u64)?;
-        positive(
-            "anomalies.baseline_points",
-            self.anomalies.baseline_points as u64,
-        )?;
-        positive(
-            "anomalies.min_baseline_points",
-            self.anomalies.min_baseline_points as u64,
-        )?;
-        positive(
-            "anomalies.level_shift_points",
-            self.anomalies.level_shift_points as u64,
-        )?;
-        positive("incidents.interval_ms", self.incidents.interval_ms)?;
-        positive("incidents.step_secs", self.incidents.step_secs)?;
-        positive("incidents.max_series", self.incidents.max_series as u64)?;
-        positive("incidents.max_points", self.incidents.max_points as u64)?;
-        positive(
-            "incidents.min_anomaly_steps",
-            self.incidents.min_anomaly_steps,
-        )?;
-        if self.anomalies.threshold.is_nan() || self.anomalies.threshold <= 0.0 {
-            return Err(ConfigError::Invalid {
-                field: "anomalies.threshold",
-                reason: format!("must be greater than 0, got {}", self.anomalies.threshold),
-            });
-        }
-        if self.incidents.lookback_secs < 4 * self.incidents.step_secs {
-            return Err(ConfigError::Invalid {
-                field: "incidents.lookback_secs",
-                reason: format!(
-                    "must cover at least 4 steps ({} s), got {}",
-                    4 * self.incidents.step_secs,
-                    self.incidents.lookback_secs
-                ),
-            });
-        }
-        positive(
-            "limits.max_inflight_bytes",
-            self.limits.max_inflight_bytes as u64,
-        )?;
-        positive("limits.max_attributes", self.limits.max_attributes as u64)?;
-        positive(
-            "limits.max_attribute_value_bytes",
-            self.limits.max_attribute_value_bytes as u64,
-        )?;
-        positive(
-            "limits.max_log_body_bytes",
-            self.limits.max_log_body_bytes as u64,
-        )?;
-        positive(
-            "limits.max_resource_bytes",
-            self.limits.max_resource_bytes as u64,
-        )?;
+        self.http.validate()?;
+        self.grpc.validate()?;
+        self.wal.validate()?;
+        self.index.validate()?;
+        self.red.validate()?;
+        self.anomalies.validate()?;
+        self.incidents.validate()?;
+        self.limits.validate()?;
+        self.auth.validate()?;
+        self.extract.validate()?;
         // A full-size body costs several times its size decoded (ingest::cost): one must fit.
         let needed = 4 * self.http.max_body_bytes.max(self.grpc.max_message_bytes);
         if self.limits.max_request_memory_bytes < needed {
-            return Err(ConfigError::Invalid {
-                field: "limits.max_request_memory_bytes",
-                reason: format!(
+            return Err(invalid(
+                "limits.max_request_memory_bytes",
+                format!(
                     "must be at least 4 × the largest body (http.max_body_bytes, \
                      grpc.max_message_bytes): {needed}, got {}",
                     self.limits.max_request_memory_bytes
                 ),
-            });
+            ));
         }
-        if self.limits.max_inflight_bytes < self.limits.max_request_memory_bytes {
-            return Err(ConfigError::Invalid {
-                field: "limits.max_inflight_bytes",
-                reason: format!(
-                    "must be at least limits.max_request_memory_bytes ({}) so one request fits, got {}",
-                    self.limits.max_request_memory_bytes, self.limits.max_inflight_bytes
-                ),
-            });
+        Ok(())
+    }
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+fn positive(field: &'static str, v: u64) -> Result<(), ConfigError> {
+    match v {
+        0 => Err(invalid(field, "must be greater than 0")),
+        _ => Ok(()),
+    }
+}
+
+fn address(field: &'static str, v: &str) -> Result<(), ConfigError> {
+    v.parse::<SocketAddr>().map(|_| ()).map_err(|e| {
+        invalid(
+            field,
+            format!("{v:?} is not an address like 127.0.0.1:4318 ({e})"),
+        )
+    })
+}
+
+impl HttpConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        address("http.listen", &self.listen)?;
+        if !self.query_listen.is_empty() {
+            address("http.query_listen", &self.query_listen)?;
         }
-        for t in &self.auth.tokens {
+        positive("http.max_body_bytes", self.max_body_bytes as u64)?;
+        positive("http.body_timeout_secs", self.body_timeout_secs)
+    }
+}
+
+impl GrpcConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        address("grpc.listen", &self.listen)?;
+        positive("grpc.max_message_bytes", self.max_message_bytes as u64)
+    }
+}
+
+impl WalConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        positive("wal.fsync_interval_ms", self.fsync_interval_ms)?;
+        positive("wal.queue_requests", self.queue_requests as u64)?;
+        if self.segment_bytes < 1024 * 1024 {
+            let reason = format!("must be at least 1048576, got {}", self.segment_bytes);
+            return Err(invalid("wal.segment_bytes", reason));
+        }
+        Ok(())
+    }
+}
+
+impl IndexConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        positive("index.commit_interval_ms", self.commit_interval_ms)?;
+        positive("index.partition_secs", self.partition_secs)?;
+        positive("index.writer_threads", self.writer_threads as u64)?;
+        positive("index.queue_bytes", self.queue_bytes as u64)?;
+        // tantivy needs at least 15 MB per indexing thread.
+        if self.writer_memory_mb < 15 * self.writer_threads {
+            let reason = format!(
+                "must be at least 15 per writer thread ({} threads), got {}",
+                self.writer_threads, self.writer_memory_mb
+            );
+            return Err(invalid("index.writer_memory_mb", reason));
+        }
+        Ok(())
+    }
+}
+
+impl RedSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        positive("red.bucket_secs", self.bucket_secs)?;
+        positive("red.max_series", self.max_series as u64)
+    }
+}
+
+impl AnomalySettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        positive("anomalies.baseline_points", self.baseline_points as u64)?;
+        positive(
+            "anomalies.min_baseline_points",
+            self.min_baseline_points as u64,
+        )?;
+        positive(
+            "anomalies.level_shift_points",
+            self.level_shift_points as u64,
+        )?;
+        if self.threshold.is_nan() || self.threshold <= 0.0 {
+            let reason = format!("must be greater than 0, got {}", self.threshold);
+            return Err(invalid("anomalies.threshold", reason));
+        }
+        Ok(())
+    }
+}
+
+impl IncidentSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        positive("incidents.interval_ms", self.interval_ms)?;
+        positive("incidents.step_secs", self.step_secs)?;
+        positive("incidents.max_series", self.max_series as u64)?;
+        positive("incidents.max_points", self.max_points as u64)?;
+        positive("incidents.min_anomaly_steps", self.min_anomaly_steps)?;
+        if self.lookback_secs < 4 * self.step_secs {
+            let reason = format!(
+                "must cover at least 4 steps ({} s), got {}",
+                4 * self.step_secs,
+                self.lookback_secs
+            );
+            return Err(invalid("incidents.lookback_secs", reason));
+        }
+        Ok(())
+    }
+}
+
+impl LimitsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        positive("limits.max_inflight_bytes", self.max_inflight_bytes as u64)?;
+        positive("limits.max_attributes", self.max_attributes as u64)?;
+        positive(
+            "limits.max_attribute_value_bytes",
+            self.max_attribute_value_bytes as u64,
+        )?;
+        positive("limits.max_log_body_bytes", self.max_log_body_bytes as u64)?;
+        positive("limits.max_resource_bytes", self.max_resource_bytes as u64)?;
+        if self.max_inflight_bytes < self.max_request_memory_bytes {
+            let reason = format!(
+                "must be at least limits.max_request_memory_bytes ({}) so one request fits, got {}",
+                self.max_request_memory_bytes, self.max_inflight_bytes
+            );
+            return Err(invalid("limits.max_inflight_bytes", reason));
+        }
+        Ok(())
+    }
+}
+
+impl AuthConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for t in &self.tokens {
             let ok = t.sha256.len() == 64 && t.sha256.bytes().all(|b| b.is_ascii_hexdigit());
             if !ok {
-                return Err(ConfigError::Invalid {
-                    field: "auth.tokens",
-                    reason: format!(
-                        "token for tenant {:?}: sha256 must be 64 hex digits (see `weft token`)",
-                        t.tenant
-                    ),
-                });
+                let reason = format!(
+                    "token for tenant {:?}: sha256 must be 64 hex digits (see `weft token`)",
+                    t.tenant
+                );
+                return Err(invalid("auth.tokens", reason));
             }
-            crate::model::TenantId::new(&t.tenant).map_err(|e| ConfigError::Invalid {
-                field: "auth.tokens",
-                reason: e.to_string(),
-            })?;
+            crate::model::TenantId::new(&t.tenant)
+                .map_err(|e| invalid("auth.tokens", e.to_string()))?;
         }
-        if self.auth.enabled && self.auth.tokens.is_empty() {
-            return Err(ConfigError::Invalid {
-                field: "auth.tokens",
-                reason: "auth is enabled but no token is configured".into(),
-            });
+        if self.enabled && self.tokens.is_empty() {
+            return Err(invalid(
+                "auth.tokens",
+                "auth is enabled but no token is configured",
+            ));
         }
-        if self.wal.segment_bytes < 1024 * 1024 {
-            return Err(ConfigError::Invalid {
-                field: "wal.segment_bytes",
-                reason: format!("must be at least 1048576, got {}", self.wal.segment_bytes),
-            });
-        }
-        // tantivy needs at least 15 MB per indexing thread.
-        if self.index.writer_memory_mb < 15 * self.index.writer_threads {
-            return Err(ConfigError::Invalid {
-                field: "index.writer_memory_mb",
-                reason: format!(
-                    "must be at least 15 per writer thread ({} threads), got {}",
-                    self.index.writer_threads, self.index.writer_memory_mb
-                ),
-            });
-        }
-        for p in &self.extract.patterns {
-            let re = regex::Regex::new(&p.regex).map_err(|e| ConfigError::Invalid {
-                field: "extract.patterns",
-                reason: format!("pattern {:?}: {e}", p.name),
-            })?;
+        Ok(())
+    }
+}
+
+impl ExtractConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for p in &self.patterns {
+            let re = regex::Regex::new(&p.regex)
+                .map_err(|e| invalid("extract.patterns", format!("pattern {:?}: {e}", p.name)))?;
             if !re.capture_names().any(|n| n == Some("trace")) {
-                return Err(ConfigError::Invalid {
-                    field: "extract.patterns",
-                    reason: format!("pattern {:?} has no capture group named `trace`", p.name),
-                });
+                let reason = format!("pattern {:?} has no capture group named `trace`", p.name);
+                return Err(invalid("extract.patterns", reason));
             }
         }
         Ok(())

@@ -168,57 +168,12 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
     announce(&http, query.as_ref(), &grpc, &config);
 
     let auth = Arc::new(Auth::new(&config.auth));
-    let grpc_ingest = ingest.clone();
-    let grpc_auth = auth.clone();
-    let (grpc_stop, grpc_stopped) = tokio::sync::oneshot::channel::<()>();
-    let max_message = config.grpc.max_message_bytes;
-    let body_timeout = std::time::Duration::from_secs(config.http.body_timeout_secs);
-    let grpc_thread = std::thread::Builder::new()
-        .name("weft-grpc".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("weft-grpc-worker")
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(grpc).expect("listener");
-                if let Err(e) = api::grpc::serve(
-                    grpc_ingest,
-                    grpc_auth,
-                    listener,
-                    max_message,
-                    body_timeout,
-                    async {
-                        let _ = grpc_stopped.await;
-                    },
-                )
-                .await
-                {
-                    tracing::error!(error = %e, "gRPC server failed");
-                }
-            });
-        })
-        .map_err(io("cannot start the gRPC thread"))?;
+    let grpc = start_grpc(grpc, ingest.clone(), auth.clone(), &config)?;
 
     if mode == SinkMode::Wal {
-        let config = config.clone();
-        let indexer = indexer.clone();
-        let telemetry = telemetry.clone();
-        let wal_cell = wal_cell.clone();
-        let health = health.clone();
-        std::thread::Builder::new()
-            .name("weft-replay".into())
-            .spawn(move || {
-                if let Err(e) =
-                    replay_then_open(&config, checkpoint, indexer, health, telemetry, &wal_cell)
-                {
-                    tracing::error!(error = %e, "cannot become ready; exiting");
-                    std::process::exit(1);
-                }
-            })
-            .map_err(io("cannot start the replay thread"))?;
+        start_replay(
+            &config, checkpoint, &indexer, &health, &telemetry, &wal_cell,
+        )?;
     }
 
     let incidents = Incidents::open(&config.data_dir).map_err(io("cannot open incidents"))?;
@@ -243,6 +198,95 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
         incidents,
         correlator,
     });
+    run_http(state, http, query, &config)?;
+    // HTTP has drained; gRPC stops taking new calls and finishes the ones it has.
+    grpc.stop();
+    stop_storage(&config, &indexer, &wal_cell);
+    Ok(())
+}
+
+/// The gRPC listener's own thread and runtime, and how to stop it.
+struct GrpcServer {
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl GrpcServer {
+    /// Stops taking calls, finishes the ones in flight, and waits for the thread.
+    fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}
+
+fn start_grpc(
+    listener: TcpListener,
+    ingest: Arc<IngestService>,
+    auth: Arc<Auth>,
+    config: &Config,
+) -> Result<GrpcServer, ServeError> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let max_message = config.grpc.max_message_bytes;
+    let body_timeout = std::time::Duration::from_secs(config.http.body_timeout_secs);
+    let thread = std::thread::Builder::new()
+        .name("weft-grpc".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("weft-grpc-worker")
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let stopped = async {
+                    let _ = stopped.await;
+                };
+                let served =
+                    api::grpc::serve(ingest, auth, listener, max_message, body_timeout, stopped);
+                if let Err(e) = served.await {
+                    tracing::error!(error = %e, "gRPC server failed");
+                }
+            });
+        })
+        .map_err(io("cannot start the gRPC thread"))?;
+    Ok(GrpcServer { stop, thread })
+}
+
+/// Replays the WAL into the indexes on its own thread, then opens it for ingest; weft is
+/// ready (and `/readyz` says so) when that is done.
+fn start_replay(
+    config: &Config,
+    checkpoint: u64,
+    indexer: &Indexer,
+    health: &Arc<Health>,
+    telemetry: &Arc<Telemetry>,
+    wal_cell: &Arc<OnceLock<Wal>>,
+) -> Result<(), ServeError> {
+    let (config, indexer, health) = (config.clone(), indexer.clone(), health.clone());
+    let (telemetry, wal_cell) = (telemetry.clone(), wal_cell.clone());
+    std::thread::Builder::new()
+        .name("weft-replay".into())
+        .spawn(move || {
+            if let Err(e) =
+                replay_then_open(&config, checkpoint, indexer, health, telemetry, &wal_cell)
+            {
+                tracing::error!(error = %e, "cannot become ready; exiting");
+                std::process::exit(1);
+            }
+        })
+        .map_err(io("cannot start the replay thread"))?;
+    Ok(())
+}
+
+/// Serves HTTP (and the separate query listener, when there is one) until a signal stops it
+/// and the requests in flight have drained.
+fn run_http(
+    state: web::Data<AppState>,
+    http: TcpListener,
+    query: Option<TcpListener>,
+    config: &Config,
+) -> Result<(), ServeError> {
     let grace = config.http.shutdown_grace_secs;
     let workers = match config.http.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -273,15 +317,16 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
             }
         }
         Ok::<(), ServeError>(())
-    })?;
-    // HTTP has drained; gRPC stops taking new calls and finishes the ones it has.
-    let _ = grpc_stop.send(());
-    let _ = grpc_thread.join();
-    // The WAL first: every entry it acknowledged then has reached the indexer.
+    })
+}
+
+/// A clean stop of storage: the WAL first, so every entry it acknowledged has reached the
+/// indexer; then the final commit, after which the WAL lets go of what was indexed and a
+/// clean stop leaves no log behind.
+fn stop_storage(config: &Config, indexer: &Indexer, wal_cell: &OnceLock<Wal>) {
     let last_seq = wal_cell.get().and_then(Wal::shutdown);
     tracing::info!("stopping: committing indexes");
     match (indexer.flush(), last_seq) {
-        // Indexed: the WAL lets go of it, so a clean stop leaves no log behind.
         (Ok(checkpoint), Some(last)) => {
             if let Err(e) = Wal::remove_through(&config.data_dir, checkpoint, last) {
                 tracing::warn!(error = %e, "cannot remove indexed WAL segments");
@@ -292,7 +337,6 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
             tracing::error!(error = %e, "final index commit failed; the WAL still holds the data")
         }
     }
-    Ok(())
 }
 
 /// One JSON line on stdout with the bound addresses (port 0 picks a free port), for scripts
