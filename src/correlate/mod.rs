@@ -1,6 +1,16 @@
-//! Correlation: joins what the indexes return into answers — the span tree of a trace with its
-//! critical path and each span's logs, and logs without trace IDs as inferred candidates.
-//! Depends on `index` and `model`.
+//! Correlation: joins what the indexes return into answers. `correlator::Correlator` is the
+//! room's front door — every API (weft's own, the UI's) asks it, and it calls the rest:
+//!
+//! - traces: `trace_tree` (span tree, self time, critical path), `inferred` (logs without a
+//!   trace ID offered as candidates), `trace_search`, `latency`, `compare`, `service_map`;
+//! - metrics: `series` (selectors and per-step evaluation), `metrics` and `stats` (anomaly
+//!   detection), `spike` (the traces behind a spike);
+//! - windows: `baseline` (the one rule for "what came before"), `diff` and `templates` (what is
+//!   different), `timeline` (one ordered, paged stream of every signal);
+//! - incidents: `watch` (what the detector watches), `incidents` (store, detector and
+//!   analysis), `origin` (where an incident began).
+//!
+//! Depends on `index`, `model` and `config`; knows no transport.
 
 pub mod baseline;
 pub mod compare;
