@@ -385,3 +385,33 @@ pub fn auth_config(dir: &Path, tokens: &[(&str, &str)]) -> PathBuf {
     std::fs::write(&path, format!("[auth]\nenabled = true\n\n{entries}")).unwrap();
     path
 }
+
+/// Where `value` (an answer of the API) holds a field that `schema` (from the OpenAPI
+/// document `doc`) does not document, recursing through `$ref`s, object properties and array
+/// items: its path, pushed to `out`. A schema without `properties` documents
+/// whatever its object holds (a map, or free-form attributes).
+pub fn undocumented(doc: &Value, schema: &Value, value: &Value, at: &str, out: &mut Vec<String>) {
+    let schema = match schema["$ref"].as_str().and_then(|r| r.rsplit('/').next()) {
+        Some(name) => &doc["components"]["schemas"][name],
+        None => schema,
+    };
+    match value {
+        Value::Object(fields) => {
+            let Some(props) = schema["properties"].as_object() else {
+                return;
+            };
+            for (k, v) in fields {
+                match props.get(k) {
+                    Some(sub) => undocumented(doc, sub, v, &format!("{at}.{k}"), out),
+                    None => out.push(format!("{at}.{k}")),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate().take(3) {
+                undocumented(doc, &schema["items"], v, &format!("{at}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
