@@ -3,9 +3,9 @@
 
 use super::auth::Tenant;
 use super::errors::ApiError;
-use super::metrics::{anomaly_json, exemplar_json};
 use super::params::{ParamError, Params};
 use super::query::{link_json, log_json, ns_json, rfc3339};
+use super::views::{AnomalyView, DiffView, DifferenceView, ExemplarView, WindowView};
 use super::{blocking, AppState};
 use crate::correlate::correlator::{DiffRequest, DiffWindow, Subject};
 use crate::correlate::diff::Difference;
@@ -64,18 +64,8 @@ pub async fn metric(
     })))
 }
 
-pub fn differences_json(d: &[Difference]) -> Vec<Value> {
-    d.iter()
-        .map(|d| {
-            json!({
-                "kind": d.kind,
-                "feature": d.feature,
-                "window": {"count": d.window_count, "total": d.window_total},
-                "baseline": {"count": d.baseline_count, "total": d.baseline_total},
-                "lift": (d.lift * 100.0).round() / 100.0,
-            })
-        })
-        .collect()
+fn differences(d: &[Difference]) -> Vec<DifferenceView<'_>> {
+    d.iter().map(DifferenceView::from).collect()
 }
 
 /// `GET /api/v1/correlate/diff?start&end[&baseline_start&baseline_end][&service=a,b][&incident]`:
@@ -126,11 +116,11 @@ pub async fn diff(
     };
     let correlator = state.correlator.clone();
     let answer = blocking(move || correlator.diff(&tenant, request)).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "window": {"start": rfc3339(answer.window.0), "end": rfc3339(answer.window.1)},
-        "baseline": {"start": rfc3339(answer.baseline.0), "end": rfc3339(answer.baseline.1)},
-        "differences": differences_json(&answer.differences),
-    })))
+    Ok(HttpResponse::Ok().json(DiffView {
+        window: WindowView::new(answer.window),
+        baseline: WindowView::new(answer.baseline),
+        differences: differences(&answer.differences),
+    }))
 }
 
 fn trace_link(trace: TraceId, span: Option<crate::model::SpanId>, how: &str) -> Value {
@@ -183,7 +173,7 @@ fn entry_json(e: &Entry) -> Value {
         Item::Exemplar { point, exemplar } => {
             let labels = crate::correlate::series::labels_of(point);
             let series = Selector::exact(&point.name, &labels).to_text();
-            let mut v = exemplar_json(exemplar);
+            let mut v = json!(ExemplarView::from(exemplar));
             // The entry's time is the point's; the exemplar's own moment stays visible.
             v["exemplar_time_unix_nano"] = v["time_unix_nano"].take();
             v["metric"] = json!(point.name);
@@ -310,11 +300,11 @@ fn incident_json(i: &Incident, step_ns: u64) -> Value {
         "services": i.services,
         "suspected_origins": i.origins,
         "anomalies": i.anomalies.iter().map(|w| {
-            let mut v = anomaly_json(&w.anomaly);
+            let mut v = json!(AnomalyView::from(&w.anomaly));
             v["signal"] = json!(w.signal);
             v["service"] = json!(w.service);
             v["series"] = json!(w.series);
-            v["exemplars"] = w.exemplars.iter().map(exemplar_json).collect();
+            v["exemplars"] = json!(w.exemplars.iter().map(ExemplarView::from).collect::<Vec<_>>());
             v
         }).collect::<Vec<_>>(),
         "exemplar_traces": i.exemplar_traces,
@@ -361,7 +351,7 @@ pub async fn incident(
     let detail = blocking(move || correlator.incident_detail(&tenant, &id)).await?;
     let id = &detail.incident.id;
     let mut v = incident_json(&detail.incident, state.correlator.step_ns());
-    v["what_is_different"] = json!(differences_json(&detail.differences));
+    v["what_is_different"] = json!(differences(&detail.differences));
     v["timeline"] = page_json(&detail.timeline);
     v["links"] = json!({
         "self": format!("/api/v1/incidents/{id}"),

@@ -4,56 +4,13 @@
 use super::auth::Tenant;
 use super::errors::ApiError;
 use super::params::{ParamError, Params};
-use super::query::{ns_json, rfc3339};
+use super::views::{AnomaliesView, MetricQueryView, SeriesView, ThresholdsView};
 use super::{blocking, AppState};
-use crate::correlate::metrics::Anomaly;
-use crate::correlate::series::{parse_selector, Selector, Series, Spec};
+use crate::correlate::series::{parse_selector, Selector, Spec};
 use crate::correlate::stats::{Direction, Thresholds};
-use crate::model::{attrs_to_json, Exemplar};
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-
-pub fn exemplar_json(e: &Exemplar) -> Value {
-    json!({
-        "trace_id": e.trace_id.map(|t| t.to_hex()),
-        "span_id": e.span_id.map(|s| s.to_hex()),
-        "value": e.value,
-        "time_unix_nano": ns_json(e.time_ns),
-        "time": rfc3339(e.time_ns),
-        "attributes": attrs_to_json(&e.attributes),
-    })
-}
-
-pub fn anomaly_json(a: &Anomaly) -> Value {
-    json!({
-        "kind": a.kind,
-        "start_time_unix_nano": ns_json(a.start_ns),
-        "peak_time_unix_nano": ns_json(a.peak_ns),
-        "end_time_unix_nano": ns_json(a.end_ns),
-        "start": rfc3339(a.start_ns),
-        "peak": rfc3339(a.peak_ns),
-        "end": rfc3339(a.end_ns),
-        "score": (a.score * 100.0).round() / 100.0,
-        "baseline": a.baseline,
-        "peak_value": a.peak_value,
-        "ongoing": a.ongoing,
-    })
-}
-
-fn series_json(s: &Series) -> Value {
-    json!({
-        "metric": s.name,
-        "kind": s.kind,
-        "unit": s.unit,
-        "labels": s.labels,
-        "selector": Selector::exact(&s.name, &s.labels).to_text(),
-        "points": s.points.iter().map(|(t, v)| json!({
-            "time_unix_nano": ns_json(*t), "time": rfc3339(*t), "value": v,
-        })).collect::<Vec<_>>(),
-        "exemplars": s.exemplars.iter().map(exemplar_json).collect::<Vec<_>>(),
-    })
-}
 
 const QUERY_PARAMS: [&str; 6] = ["query", "start", "end", "step", "quantiles", "by"];
 
@@ -98,10 +55,10 @@ pub async fn query(
     let correlator = state.correlator.clone();
     let step = spec.step_ns;
     let found = blocking(move || correlator.metric_query(&tenant, &selector, &spec)).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "step_ns": step,
-        "series": found.iter().map(series_json).collect::<Vec<_>>(),
-    })))
+    Ok(HttpResponse::Ok().json(MetricQueryView {
+        step_ns: step,
+        series: found.iter().map(|s| SeriesView::new(s, None)).collect(),
+    }))
 }
 
 /// `GET /api/v1/metrics/anomalies`: the query's series, each with its anomalies. Thresholds
@@ -128,22 +85,14 @@ pub async fn anomalies(
     let (spec2, t2) = (spec.clone(), t.clone());
     let found =
         blocking(move || correlator.metric_anomalies(&tenant, &selector, &spec2, &t2)).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "step_ns": spec.step_ns,
-        "thresholds": {
-            "threshold": t.threshold, "baseline_points": t.baseline_points,
-            "min_baseline_points": t.min_baseline_points,
-            "level_shift_points": t.level_shift_points,
-            "min_relative_change": t.min_relative_change,
-            "min_absolute_change": t.min_absolute_change,
-            "direction": t.direction,
-        },
-        "series": found.iter().map(|(s, anomalies)| {
-            let mut v = series_json(s);
-            v["anomalies"] = anomalies.iter().map(anomaly_json).collect();
-            v
-        }).collect::<Vec<_>>(),
-    })))
+    Ok(HttpResponse::Ok().json(AnomaliesView {
+        step_ns: spec.step_ns,
+        thresholds: ThresholdsView::from(&t),
+        series: found
+            .iter()
+            .map(|(s, anomalies)| SeriesView::new(s, Some(anomalies)))
+            .collect(),
+    }))
 }
 
 fn thresholds(p: &Params, mut t: Thresholds) -> Result<Thresholds, ParamError> {

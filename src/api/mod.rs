@@ -14,6 +14,7 @@ pub(crate) mod params;
 pub mod query;
 mod search;
 mod ui;
+mod views;
 
 use crate::config::Config;
 use crate::index::Store;
