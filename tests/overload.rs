@@ -145,6 +145,21 @@ fn flood_gets_429_with_bounded_memory_and_recovers() {
         "served normally again {} ms after the flood",
         recovered.elapsed().as_millis()
     );
-    s.wait_for_trace(&hex(&otlp::trace_id(1)), None, 1, 0);
+    // Searchable once the indexer has worked through what the flood got accepted (several
+    // bodies of the largest size): on a loaded machine that backlog takes longer than the
+    // usual freshness wait, so give it up to two minutes and say how long it took.
+    let searchable = Instant::now();
+    let id = hex(&otlp::trace_id(1));
+    let found = common::poll(Duration::from_secs(120), || {
+        s.get_json(&format!("/api/v1/traces/{id}")).0 == 200
+    });
+    assert!(
+        found,
+        "the trace sent after the flood never became searchable"
+    );
+    eprintln!(
+        "searchable {} ms after it was accepted",
+        searchable.elapsed().as_millis()
+    );
     assert!(s.metric("weft_requests_rejected_total{reason=\"overloaded\",signal=\"logs\"}") > 0.0);
 }
