@@ -10,6 +10,7 @@ use crate::health::Health;
 use crate::index::{read_checkpoint, Indexer, RedConfig, Store};
 use crate::ingest::traceids::Extractor;
 use crate::ingest::{IngestService, Sink};
+use crate::sampling::{Decisions, Sampler};
 use crate::telemetry::Telemetry;
 use crate::wal::Wal;
 use actix_web::{web, HttpServer};
@@ -65,6 +66,7 @@ fn replay_then_open(
     config: &Config,
     checkpoint: u64,
     indexer: Indexer,
+    sampler: Arc<Sampler>,
     health: Arc<Health>,
     telemetry: Arc<Telemetry>,
     wal_cell: &OnceLock<Wal>,
@@ -74,7 +76,10 @@ fn replay_then_open(
         &config.data_dir,
         checkpoint,
         &telemetry,
-        &mut |seq, batch, bytes| indexer.add(seq, Arc::new(batch), bytes),
+        &mut |seq, batch, bytes| {
+            sampler.observe(&batch);
+            indexer.add(seq, Arc::new(batch), bytes)
+        },
     )
     .map_err(|e| format!("WAL replay failed: {e}"))?;
     // A failing commit here degrades the indexer, which retries; the WAL keeps everything.
@@ -88,7 +93,10 @@ fn replay_then_open(
         next_seq,
         health,
         telemetry,
-        Box::new(move |seq, batch, bytes| indexer.add(seq, batch, bytes)),
+        Box::new(move |seq, batch, bytes| {
+            sampler.observe(&batch);
+            indexer.add(seq, batch, bytes)
+        }),
     )
     .map_err(|e| format!("cannot open the WAL for writing: {e}"))?;
     let _ = wal_cell.set(wal);
@@ -133,6 +141,7 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
     let red = config.red.enabled.then(|| RedConfig {
         bucket_ns: config.red.bucket_secs * 1_000_000_000,
         max_series: config.red.max_series,
+        store_unsampled: config.sampling.store_unsampled,
     });
     let indexer = Indexer::start(
         store.clone(),
@@ -201,18 +210,36 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
         })
         .map_err(io("cannot start the gRPC thread"))?;
 
+    let incidents = Incidents::open(&config.data_dir).map_err(io("cannot open incidents"))?;
+    let decisions =
+        Decisions::open(&config.data_dir).map_err(io("cannot open sampling decisions"))?;
+    let sampler = Arc::new(Sampler::new(
+        config.sampling.clone(),
+        Arc::new(decisions),
+        incidents.clone(),
+    ));
+    if mode == SinkMode::Wal && config.sampling.tail {
+        crate::sampling::start(
+            sampler.clone(),
+            store.clone(),
+            indexer.clone(),
+            telemetry.clone(),
+        )
+        .map_err(io("cannot start the sampler"))?;
+    }
     if mode == SinkMode::Wal {
         let config = config.clone();
         let indexer = indexer.clone();
+        let sampler = sampler.clone();
         let telemetry = telemetry.clone();
         let wal_cell = wal_cell.clone();
         let health = health.clone();
         std::thread::Builder::new()
             .name("weft-replay".into())
             .spawn(move || {
-                if let Err(e) =
-                    replay_then_open(&config, checkpoint, indexer, health, telemetry, &wal_cell)
-                {
+                if let Err(e) = replay_then_open(
+                    &config, checkpoint, indexer, sampler, health, telemetry, &wal_cell,
+                ) {
                     tracing::error!(error = %e, "cannot become ready; exiting");
                     std::process::exit(1);
                 }
@@ -220,7 +247,6 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
             .map_err(io("cannot start the replay thread"))?;
     }
 
-    let incidents = Incidents::open(&config.data_dir).map_err(io("cannot open incidents"))?;
     if mode == SinkMode::Wal && config.incidents.enabled {
         Detector {
             store: store.clone(),
@@ -239,6 +265,7 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
         ingest,
         store,
         incidents,
+        sampling: sampler,
     });
     let grace = config.http.shutdown_grace_secs;
     let workers = match config.http.workers {

@@ -12,6 +12,7 @@ mod ops;
 pub(crate) mod otlp_http;
 mod params;
 pub mod query;
+pub mod sampling;
 mod search;
 mod ui;
 
@@ -29,6 +30,7 @@ pub struct AppState {
     pub ingest: Arc<IngestService>,
     pub store: Arc<Store>,
     pub incidents: Arc<crate::correlate::incidents::Incidents>,
+    pub sampling: Arc<crate::sampling::Sampler>,
 }
 
 /// Which routes a listener serves: with a separate query listener the ingest listener keeps
@@ -94,6 +96,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, routes: Routes) {
                 "/api/v1/metrics/labels/{label}/values",
                 metrics::label_values,
             ))
+            .configure(sampling::routes)
             .service(get("/api/v1/openapi.json", ops::openapi))
             // The web UI goes with the query API: its pages call it from the same origin.
             .service(get("/", ui::shell))

@@ -172,6 +172,9 @@ pub async fn trace(
         Ok(t) => t,
         Err(e) => return json_error(ErrorCode::InvalidArgument, &format!("trace_id: {e}")),
     };
+    // Opening a trace is a reason to keep it (the `user` sampling policy).
+    state.sampling.opened(&tenant, trace_id);
+    let sampling = super::sampling::state_json(&state.sampling.state(&tenant, trace_id));
     let store = state.store.clone();
     let margin_ns = state.config.correlate.inference_margin_ms * 1_000_000;
     let max_inferred = state.config.correlate.max_inferred_logs;
@@ -186,6 +189,15 @@ pub async fn trace(
         Ok(Err(e)) => return json_service_error(&e),
         Err(e) => return json_error(ErrorCode::Internal, &e.to_string()),
     };
+    if records.spans.is_empty() && !sampling.is_null() {
+        // Sampling dropped its spans: the decision is the answer, not a 404.
+        return HttpResponse::Ok().json(json!({
+            "trace_id": trace_id.to_hex(),
+            "spans": [],
+            "logs": records.logs.iter().map(log_json).collect::<Vec<_>>(),
+            "sampling": sampling,
+        }));
+    }
     if records.spans.is_empty() && records.logs.is_empty() && records.metrics.is_empty() {
         return json_error(
             ErrorCode::NotFound,
@@ -237,6 +249,7 @@ pub async fn trace(
         }).collect::<Vec<_>>(),
         "exemplars": sent.iter().map(|m| exemplar_point_json(m, trace_id)).collect::<Vec<_>>(),
         "red_exemplars": derived.iter().map(|m| exemplar_point_json(m, trace_id)).collect::<Vec<_>>(),
+        "sampling": sampling,
     }))
 }
 
@@ -300,10 +313,20 @@ pub async fn search_logs(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
         Err(e) => return json_error(ErrorCode::InvalidArgument, &e),
     };
     let store = state.store.clone();
-    match web::block(move || store.search_logs(&tenant, &query)).await {
+    let of = tenant.clone();
+    match web::block(move || store.search_logs(&of, &query)).await {
         Ok(Ok(logs)) => HttpResponse::Ok().json(json!({
             "count": logs.len(),
-            "logs": logs.iter().map(log_json).collect::<Vec<_>>(),
+            "logs": logs.iter().map(|l| {
+                let mut v = log_json(l);
+                // A log whose trace sampling dropped says so, rather than linking to nothing.
+                if let Some(d) = l.trace_id.and_then(|t| state.sampling.decisions.get(&tenant, t)) {
+                    if !d.keep {
+                        v["trace_sampling"] = d.to_json();
+                    }
+                }
+                v
+            }).collect::<Vec<_>>(),
         })),
         Ok(Err(e)) => json_service_error(&e),
         Err(e) => json_error(ErrorCode::Internal, &e.to_string()),
