@@ -189,27 +189,34 @@ pub async fn trace(
         Ok(Err(e)) => return json_service_error(&e),
         Err(e) => return json_error(ErrorCode::Internal, &e.to_string()),
     };
-    if records.spans.is_empty() && !sampling.is_null() {
-        // Sampling dropped its spans: the decision is the answer, not a 404.
-        return HttpResponse::Ok().json(json!({
-            "trace_id": trace_id.to_hex(),
-            "spans": [],
-            "logs": records.logs.iter().map(log_json).collect::<Vec<_>>(),
-            "sampling": sampling,
-        }));
-    }
-    if records.spans.is_empty() && records.logs.is_empty() && records.metrics.is_empty() {
+    if records.spans.is_empty()
+        && records.logs.is_empty()
+        && records.metrics.is_empty()
+        && sampling.is_null()
+    {
         return json_error(
             ErrorCode::NotFound,
             &format!("no spans, logs or exemplars for trace {trace_id}"),
         );
     }
-    let tree = trace_tree::build(&records.spans, &records.logs);
     // Points the application sent, apart from the RED points weft derived from the spans.
     let (derived, sent): (Vec<&MetricPoint>, Vec<&MetricPoint>) = records
         .metrics
         .iter()
         .partition(|m| m.scope.name == crate::index::RED_SCOPE);
+    if records.spans.is_empty() && !sampling.is_null() {
+        // Sampling dropped its spans: the decision is the answer, with what was kept of the
+        // trace's logs and every exemplar (metric points are never dropped).
+        return HttpResponse::Ok().json(json!({
+            "trace_id": trace_id.to_hex(),
+            "spans": [],
+            "logs": records.logs.iter().map(log_json).collect::<Vec<_>>(),
+            "exemplars": sent.iter().map(|m| exemplar_point_json(m, trace_id)).collect::<Vec<_>>(),
+            "red_exemplars": derived.iter().map(|m| exemplar_point_json(m, trace_id)).collect::<Vec<_>>(),
+            "sampling": sampling,
+        }));
+    }
+    let tree = trace_tree::build(&records.spans, &records.logs);
     let spans: Vec<Value> = tree
         .nodes
         .iter()
