@@ -376,7 +376,7 @@ fn tail_policies_keep_and_drop_what_they_say_in_order_and_decisions_survive_a_cr
     // Hindsight: a bookmark and a later exemplar turn drops into keeps.
     expect(later_bookmarked, false, "no-policy-matched");
     expect(later_named, false, "no-policy-matched");
-    let (status, body) = put(
+    let (status, body) = bookmark(
         &server,
         &format!(
             "/api/v1/traces/{}/bookmark",
@@ -413,11 +413,8 @@ fn tail_policies_keep_and_drop_what_they_say_in_order_and_decisions_survive_a_cr
         "/api/v1/sampling/traces/{}",
         hex(&otlp::trace_id(999))
     ));
-    assert_eq!(status, 404);
-    assert!(
-        body.to_string().contains("nothing of it was dropped"),
-        "{body}"
-    );
+    assert_eq!(status, 200);
+    assert_eq!(body["sampling"]["decision"], "none", "{body}");
 }
 
 fn expect_decision(server: &Server, trace: u64, keep: bool, policy: &str) -> Value {
@@ -431,11 +428,11 @@ fn expect_decision(server: &Server, trace: u64, keep: bool, policy: &str) -> Val
     d
 }
 
-fn put(server: &Server, path: &str) -> (u16, Value) {
+fn bookmark(server: &Server, path: &str) -> (u16, Value) {
     let resp = reqwest::blocking::Client::new()
-        .put(server.url(path))
+        .post(server.url(path))
         .send()
-        .expect("PUT");
+        .expect("POST");
     let status = resp.status().as_u16();
     (status, resp.json().unwrap_or(Value::Null))
 }
@@ -564,4 +561,126 @@ fn past_the_horizon_dropped_traces_are_pruned_their_logs_follow_and_lookups_say_
     assert_eq!(status, 200);
     assert_eq!(view["sampling"]["decision"], "dropped", "{view}");
     assert!(view["spans"].as_array().unwrap().is_empty());
+}
+
+/// One `weft_sampling_decisions_total` sample from /metrics.
+fn decisions_total(server: &Server, decision: &str) -> f64 {
+    server.metric_or_zero(&format!(
+        "weft_sampling_decisions_total{{decision=\"{decision}\"}}"
+    ))
+}
+
+#[test]
+fn adaptive_probabilities_hold_the_budget_keep_rare_operations_and_are_served_to_jaeger_sdks() {
+    let conf = tempfile::tempdir().unwrap();
+    // 10 spans/s over 2 s intervals: 20 spans per interval; rare operations keep 2 traces.
+    let config = sampling_config(
+        conf.path(),
+        "full_fidelity_secs = 3153600000\nbudget_spans_per_sec = 10.0\nadaptive_interval_secs = 2\nmin_traces_per_interval = 2",
+        &[policy("errors", "error", ""), policy("budget", "probabilistic", "")].concat(),
+    );
+    let server = Server::start(&[
+        ("WEFT_CONFIG", config.as_str()),
+        ("WEFT_INCIDENTS_ENABLED", "false"),
+    ]);
+    let mut rng = Rng(11);
+    // First interval: 400 traces of 3 spans on "GET /hot", 2 one-span traces on "GET /rare".
+    let wave = |rng: &mut Rng, n: u64| -> Vec<Span> {
+        let mut spans = Vec::new();
+        for _ in 0..n {
+            let t = rng.next() | 1;
+            spans.push(root(t, "GET /hot", 0, 5, false));
+            spans.extend((2..=3).map(|i| child(t, i, 1)));
+        }
+        spans
+    };
+    // One request, so both are decided in the same interval.
+    let mut first = wave(&mut rng, 400);
+    first.extend((0..2).map(|_| root(rng.next() | 1, "GET /rare", 0, 5, false)));
+    send(&server, &otlp::traces("svc", first));
+    let mut probabilities = Value::Null;
+    wait_until(
+        Duration::from_secs(20),
+        "the adaptive probabilities",
+        || {
+            let (_, body) = server.get_json("/api/v1/sampling/probabilities");
+            probabilities = body;
+            probabilities["operations"]
+                .as_array()
+                .is_some_and(|o| o.len() == 2)
+        },
+    );
+    let p = |op: &str| {
+        probabilities["operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["operation"] == op)
+            .unwrap()["probability"]
+            .as_f64()
+            .unwrap()
+    };
+    // 20 spans: the rare operation's 2 traces (2 spans) at its floor of 1, the rest for 1200
+    // hot spans.
+    let hot = p("GET /hot");
+    assert_eq!(p("GET /rare"), 1.0, "{probabilities}");
+    assert!((hot - 18.0 / 1200.0).abs() < 1e-3, "{probabilities}");
+    println!("adaptive: hot {hot:.4}, rare 1.0 (budget 20 spans per 2 s interval)");
+
+    // Served to SDKs in Jaeger's response shape.
+    let (status, strategy) = server.get_json("/api/sampling?service=svc");
+    assert_eq!(status, 200, "{strategy}");
+    assert_eq!(strategy["strategyType"], "PROBABILISTIC");
+    let ops = &strategy["operationSampling"];
+    assert_eq!(ops["defaultLowerBoundTracesPerSecond"], 1.0);
+    let rate = |op: &str| {
+        ops["perOperationStrategies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["operation"] == op)
+            .unwrap()["probabilisticSampling"]["samplingRate"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(rate("GET /hot"), hot);
+    assert_eq!(rate("GET /rare"), 1.0);
+    let (status, other) = server.get_json("/api/sampling?service=nobody");
+    assert_eq!(status, 200);
+    assert_eq!(
+        other["operationSampling"]["perOperationStrategies"],
+        serde_json::json!([])
+    );
+    let (status, _) = server.get_json("/api/sampling");
+    assert_eq!(status, 400);
+    // And in /metrics, without tenant-chosen labels.
+    assert_eq!(
+        server.metric("weft_sampling_probability{stat=\"max\"}"),
+        1.0
+    );
+    assert!((server.metric("weft_sampling_probability{stat=\"min\"}") - hot).abs() < 1e-9);
+
+    // The next 1000 hot traces are kept at about that probability: the budget holds.
+    let (kept0, dropped0) = (
+        decisions_total(&server, "kept"),
+        decisions_total(&server, "dropped"),
+    );
+    send(&server, &otlp::traces("svc", wave(&mut rng, 1000)));
+    wait_until(
+        Duration::from_secs(20),
+        "the second wave's decisions",
+        || {
+            decisions_total(&server, "kept") + decisions_total(&server, "dropped")
+                - kept0
+                - dropped0
+                >= 1000.0
+        },
+    );
+    let kept = decisions_total(&server, "kept") - kept0;
+    println!(
+        "adaptive: kept {kept} of 1000 hot traces at p = {hot:.4} (expected {:.1})",
+        1000.0 * hot
+    );
+    // Binomial(1000, 0.015): mean 15, sd 3.8; a fixed stream, bounds at about 3 sd.
+    assert!((3.0..=27.0).contains(&kept), "kept {kept}");
 }

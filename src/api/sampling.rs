@@ -18,7 +18,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(super::get("/api/v1/sampling/probabilities", probabilities))
         .service(super::get("/api/v1/sampling/traces/{trace_id}", decision))
         .service(
-            web::resource("/api/v1/traces/{trace_id}/bookmark").route(web::put().to(bookmark)),
+            web::resource("/api/v1/traces/{trace_id}/bookmark").route(web::post().to(bookmark)),
         );
 }
 
@@ -102,20 +102,18 @@ pub async fn decision(
         Ok(t) => t,
         Err(r) => return r,
     };
-    match state.sampling.state(&tenant, trace_id) {
-        State::Unknown => json_error(
-            ErrorCode::NotFound,
-            &format!(
-                "no sampling decision for trace {trace_id}: sampling has not seen it (tail \
-                 sampling off, or its spans never arrived), so nothing of it was dropped"
-            ),
-        ),
-        s => HttpResponse::Ok()
-            .json(json!({"trace_id": trace_id.to_hex(), "sampling": state_json(&s)})),
-    }
+    let sampling = match state.sampling.state(&tenant, trace_id) {
+        State::Unknown => json!({
+            "decision": "none",
+            "reason": "sampling never decided this trace (tail sampling off, or none of its \
+                       spans arrived while it was on), so nothing of it was dropped",
+        }),
+        s => state_json(&s),
+    };
+    HttpResponse::Ok().json(json!({"trace_id": trace_id.to_hex(), "sampling": sampling}))
 }
 
-/// `PUT /api/v1/traces/{trace_id}/bookmark`: keeps the trace (the `user` policy).
+/// `POST /api/v1/traces/{trace_id}/bookmark`: keeps the trace (the `user` policy).
 pub async fn bookmark(
     req: HttpRequest,
     path: web::Path<String>,

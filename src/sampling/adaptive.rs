@@ -75,7 +75,15 @@ impl Adaptive {
         let budget = self.budget_spans_per_sec * self.interval_secs;
         let mut current = self.current.lock();
         for (tenant, ops) in window {
-            current.insert(tenant, solve(&ops, budget, self.min_traces));
+            let mut next = solve(&ops, budget, self.min_traces);
+            // An operation quiet this interval keeps its last probability: its SDKs still
+            // ask, and one quiet interval says nothing about its rate.
+            if let Some(previous) = current.get(&tenant) {
+                for (op, p) in &previous.per_operation {
+                    next.per_operation.entry(op.clone()).or_insert(*p);
+                }
+            }
+            current.insert(tenant, next);
         }
     }
 
