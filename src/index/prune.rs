@@ -1,8 +1,8 @@
 //! Deleting whole traces from partitions, for sampling: the spans of traces a decision
 //! dropped, and their logs by a rule. The index knows nothing of why; the caller names the
-//! traces. Deletes run on the indexer thread (it owns every writer) and become visible at its
-//! next commit, whose payload stays the WAL position, so a crash before it only leaves the
-//! traces in place to be pruned again.
+//! traces. Deletes run on the indexer thread (it owns every writer) and are committed at once
+//! with the WAL position as payload (so a crash before it only leaves the traces in place to be
+//! pruned again), then the partition is merged so the disk is given back.
 
 use super::{IndexError, Store};
 use crate::model::{Signal, TenantId, TraceId};
@@ -10,7 +10,7 @@ use std::ops::Bound;
 use tantivy::collector::Count;
 use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery};
 use tantivy::schema::IndexRecordOption;
-use tantivy::{IndexWriter, Term};
+use tantivy::{Index, IndexWriter, Term};
 
 /// Traces deleted per request, at most (one boolean query over a term set each).
 pub const MAX_TRACES_PER_PRUNE: usize = 10_000;
@@ -119,5 +119,16 @@ pub(super) fn delete(
         }
     }
     writer.delete_query(Box::new(BooleanQuery::new(clauses)))?;
+    Ok(())
+}
+
+/// Merges the partition's segments into one in the background, which is when deleted
+/// documents leave the disk (tantivy's merge policy does not merge for deletes alone).
+pub(super) fn compact(writer: &mut IndexWriter, index: &Index) -> Result<(), IndexError> {
+    let segments = index.searchable_segment_ids()?;
+    if !segments.is_empty() {
+        // Not waited for: the merge commits itself when done, off the indexer thread.
+        drop(writer.merge(&segments));
+    }
     Ok(())
 }

@@ -462,7 +462,13 @@ impl Worker {
                 self.open(key)?;
                 let w = self.writers.get_mut(&key).expect("opened above");
                 super::prune::delete(&mut w.writer, &self.store, signal, req)?;
-                w.dirty = true;
+                // Committed now (at the last sequence number, exact for an open writer, as
+                // when a writer is evicted) so the merge below can drop what was deleted.
+                let seq = self.last_seq;
+                commit_writer(w, seq)?;
+                w.dirty = false;
+                self.committed.insert(key, seq);
+                super::prune::compact(&mut w.writer, &w.partition.index)?;
             }
         }
         Ok(())

@@ -2,22 +2,24 @@
 //!
 //! # On disk
 //!
-//! `<data_dir>/sampling/decisions.jsonl`: a first line `{"format":"weft-sampling-decisions",
-//! "version":1}`, then one JSON `Decision` per line, appended and fsynced each time decisions
-//! are written. A later line for the same trace replaces an earlier one (a drop later kept by
-//! an exemplar, a drop whose spans were since pruned). A torn last line (a crash mid-write) is
-//! skipped and counted; a file of a newer version is refused rather than misread. The file is
-//! rewritten with the latest line per trace when it holds twice as many lines as traces.
+//! `<data_dir>/sampling/decisions`: the magic `WEFTDEC` and a format version byte
+//! (`VERSION`), then records of `u32` length (little-endian), `u32` CRC-32 of the payload and
+//! the payload, a postcard-encoded `Decision`. Appended and fsynced each time decisions are
+//! written. A later record for the same trace replaces an earlier one (a drop later kept by an
+//! exemplar, a drop whose spans were since pruned). A torn or damaged tail (a crash
+//! mid-write) ends the reading and is counted; the file is then rewritten without it, and
+//! whenever it holds a quarter more records than traces. A newer version is refused rather
+//! than misread.
 
 use crate::model::{TenantId, TraceId};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-pub const FORMAT: &str = "weft-sampling-decisions";
-pub const VERSION: u32 = 1;
+pub const MAGIC: &[u8; 7] = b"WEFTDEC";
+pub const VERSION: u8 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
@@ -57,12 +59,6 @@ impl Decision {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct Header {
-    format: String,
-    version: u32,
-}
-
 type Key = (TenantId, TraceId);
 
 struct Inner {
@@ -74,7 +70,7 @@ struct Inner {
 pub struct Decisions {
     path: PathBuf,
     inner: Mutex<Inner>,
-    /// Lines skipped at start-up because they did not parse (a torn tail).
+    /// 1 when start-up found a torn or damaged tail (and dropped it), else 0.
     pub skipped: usize,
 }
 
@@ -85,65 +81,81 @@ fn key_of(d: &Decision) -> Option<Key> {
     ))
 }
 
-fn header_line() -> String {
-    serde_json::to_string(&Header {
-        format: FORMAT.into(),
-        version: VERSION,
-    })
-    .expect("header encodes")
+/// One record: length, CRC-32 and the postcard payload.
+fn frame(d: &Decision, out: &mut Vec<u8>) {
+    let payload = postcard::to_allocvec(d).expect("decisions always encode");
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+}
+
+/// The records of a file's body, up to the first torn or damaged one; and whether one was.
+fn unframe(mut body: &[u8]) -> (Vec<Decision>, bool) {
+    let mut out = Vec::new();
+    while !body.is_empty() {
+        let Some((head, rest)) = body.split_first_chunk::<8>() else {
+            return (out, true);
+        };
+        let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(head[4..].try_into().expect("4 bytes"));
+        let Some(payload) = rest.get(..len) else {
+            return (out, true);
+        };
+        match postcard::from_bytes::<Decision>(payload) {
+            Ok(d) if crc32fast::hash(payload) == crc => out.push(d),
+            _ => return (out, true),
+        }
+        body = &rest[len..];
+    }
+    (out, false)
 }
 
 impl Decisions {
     pub fn open(data_dir: &Path) -> std::io::Result<Decisions> {
         let dir = data_dir.join("sampling");
         std::fs::create_dir_all(&dir)?;
-        let path = dir.join("decisions.jsonl");
+        let path = dir.join("decisions");
         let mut all = HashMap::new();
-        let mut lines = 0;
-        let mut skipped = 0;
+        let mut damaged = false;
         if path.exists() {
-            let reader = std::io::BufReader::new(std::fs::File::open(&path)?);
-            for (n, line) in reader.lines().enumerate() {
-                let line = line?;
-                if n == 0 {
-                    let header: Header = serde_json::from_str(&line).map_err(|e| {
-                        std::io::Error::other(format!(
-                            "{}: not a decisions file: {e}",
-                            path.display()
-                        ))
-                    })?;
-                    if header.format != FORMAT || header.version > VERSION {
+            let bytes = std::fs::read(&path)?;
+            let body = match bytes.split_first_chunk::<8>() {
+                Some((head, body)) if &head[..7] == MAGIC => {
+                    if head[7] > VERSION {
                         return Err(std::io::Error::other(format!(
-                            "{}: format {} version {} is not one this weft reads (version {VERSION})",
+                            "{}: format version {} is newer than this weft reads ({VERSION})",
                             path.display(),
-                            header.format,
-                            header.version
+                            head[7]
                         )));
                     }
-                    continue;
+                    body
                 }
-                match serde_json::from_str::<Decision>(&line)
-                    .ok()
-                    .and_then(|d| Some((key_of(&d)?, d)))
-                {
-                    Some((k, d)) => {
-                        all.insert(k, d);
-                        lines += 1;
-                    }
-                    None => skipped += 1,
+                _ if bytes.is_empty() => &[][..],
+                _ => {
+                    return Err(std::io::Error::other(format!(
+                        "{}: not a decisions file",
+                        path.display()
+                    )))
+                }
+            };
+            let (decisions, torn) = unframe(body);
+            damaged = torn;
+            for d in decisions {
+                if let Some(k) = key_of(&d) {
+                    all.insert(k, d);
                 }
             }
         }
-        if skipped > 0 {
-            tracing::warn!(skipped, path = %path.display(), "unreadable decision lines skipped");
+        if damaged {
+            tracing::warn!(path = %path.display(), "damaged decisions tail skipped");
         }
-        // Rewritten at start: drops a torn tail so later appends start on a fresh line.
+        // Rewritten at start: a damaged tail goes, so appends follow whole records.
         let file = rewrite(&path, &all)?;
-        lines = lines.min(all.len());
+        let lines = all.len();
         Ok(Decisions {
             path,
             inner: Mutex::new(Inner { file, lines, all }),
-            skipped,
+            skipped: damaged as usize,
         })
     }
 
@@ -163,8 +175,7 @@ impl Decisions {
         let mut inner = self.inner.lock();
         let mut buf = Vec::new();
         for d in &decisions {
-            serde_json::to_writer(&mut buf, d).map_err(std::io::Error::other)?;
-            buf.push(b'\n');
+            frame(d, &mut buf);
         }
         inner.file.write_all(&buf)?;
         inner.file.sync_data()?;
@@ -174,7 +185,7 @@ impl Decisions {
                 inner.all.insert(k, d);
             }
         }
-        if inner.lines > 2 * inner.all.len() + 1024 {
+        if inner.lines > inner.all.len() + inner.all.len() / 4 + 1024 {
             inner.file = rewrite(&self.path, &inner.all)?;
             inner.lines = inner.all.len();
         }
@@ -203,18 +214,18 @@ impl Decisions {
     }
 }
 
-/// Writes the header and the latest decision of every trace to a new file, replacing `path`.
+/// Writes the magic, the version and the latest decision of every trace to a new file,
+/// replacing `path`.
 fn rewrite(path: &Path, all: &HashMap<Key, Decision>) -> std::io::Result<std::fs::File> {
-    let tmp = path.with_extension("jsonl.tmp");
-    {
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        writeln!(w, "{}", header_line())?;
-        for d in all.values() {
-            serde_json::to_writer(&mut w, d).map_err(std::io::Error::other)?;
-            w.write_all(b"\n")?;
-        }
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    let tmp = path.with_extension("tmp");
+    let mut buf = MAGIC.to_vec();
+    buf.push(VERSION);
+    for d in all.values() {
+        frame(d, &mut buf);
     }
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&buf)?;
+    f.sync_all()?;
     std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
         std::fs::File::open(dir)?.sync_all()?;
@@ -252,12 +263,12 @@ mod tests {
                 .unwrap();
             d.record(vec![decision(1, true)]).unwrap();
         }
-        let path = dir.path().join("sampling/decisions.jsonl");
+        let path = dir.path().join("sampling/decisions");
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .unwrap();
-        f.write_all(b"{\"tenant\":\"default\",\"tra").unwrap();
+        f.write_all(&[40, 0, 0, 0, 1, 2, 3, 4, 9]).unwrap();
         drop(f);
         let d = Decisions::open(dir.path()).unwrap();
         assert_eq!(d.skipped, 1);
@@ -275,11 +286,9 @@ mod tests {
     fn a_newer_version_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("sampling")).unwrap();
-        std::fs::write(
-            dir.path().join("sampling/decisions.jsonl"),
-            format!("{{\"format\":\"{FORMAT}\",\"version\":{}}}\n", VERSION + 1),
-        )
-        .unwrap();
+        let mut newer = MAGIC.to_vec();
+        newer.push(VERSION + 1);
+        std::fs::write(dir.path().join("sampling/decisions"), newer).unwrap();
         assert!(Decisions::open(dir.path()).is_err());
     }
 }
