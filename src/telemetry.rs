@@ -28,6 +28,7 @@ pub struct Telemetry {
     pub partitions_damaged: IntCounter,
     pub sampling_decisions: IntCounterVec,
     pub sampling_pruned: IntCounter,
+    pub sampling_rescued: IntCounter,
     pub sampling_pending: IntGauge,
     /// Adaptive probabilities over every tenant and operation: `stat` is min, max or default
     /// (the lowest default of any tenant); per operation they are in the API.
@@ -164,6 +165,10 @@ impl Telemetry {
             sampling_pruned: counter(
                 "weft_sampling_pruned_traces_total",
                 "Dropped traces whose spans were deleted past the full-fidelity horizon",
+            ),
+            sampling_rescued: counter(
+                "weft_sampling_rescued_traces_total",
+                "Dropped traces kept at their pruning: an exemplar, a WARN log or an incident named them",
             ),
             sampling_pending: gauge(
                 "weft_sampling_pending_traces",

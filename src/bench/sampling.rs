@@ -270,7 +270,7 @@ fn run_one(w: &Workload, env: &[(&str, &str)], sampled: bool) -> Result<Outcome,
     let spans = (w.traces.len() as u64) * SPANS_PER_TRACE;
     let started = Instant::now();
     if sampled {
-        // Every trace decided, and the pruned count steady for three seconds.
+        // Every trace decided, and every drop pruned or kept at its pruning.
         let decided = || {
             served.metric("weft_sampling_decisions_total{decision=\"kept\"}")
                 + served.metric("weft_sampling_decisions_total{decision=\"dropped\"}")
@@ -278,14 +278,13 @@ fn run_one(w: &Workload, env: &[(&str, &str)], sampled: bool) -> Result<Outcome,
         while decided() < w.traces.len() as f64 && started.elapsed() < Duration::from_secs(600) {
             std::thread::sleep(Duration::from_millis(200));
         }
-        let mut last = -1.0;
-        loop {
-            let pruned = served.metric("weft_sampling_pruned_traces_total");
-            if pruned == last || started.elapsed() > Duration::from_secs(600) {
-                break;
-            }
-            last = pruned;
-            std::thread::sleep(Duration::from_secs(3));
+        let settled = || {
+            served.metric("weft_sampling_pruned_traces_total")
+                + served.metric("weft_sampling_rescued_traces_total")
+                >= served.metric("weft_sampling_decisions_total{decision=\"dropped\"}")
+        };
+        while !settled() && started.elapsed() < Duration::from_secs(600) {
+            std::thread::sleep(Duration::from_millis(200));
         }
     } else {
         served.wait_indexed(Signal::Spans, spans);

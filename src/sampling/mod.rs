@@ -64,7 +64,10 @@ pub fn start(
                     let horizon = crate::now_ns()
                         .saturating_sub(settings.full_fidelity_secs.saturating_mul(1_000_000_000));
                     match prune::prune_due(&sampler, &store, &indexer, horizon) {
-                        Ok(stats) => telemetry.sampling_pruned.inc_by(stats.pruned as u64),
+                        Ok(stats) => {
+                            telemetry.sampling_pruned.inc_by(stats.pruned as u64);
+                            telemetry.sampling_rescued.inc_by(stats.rescued as u64);
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "pruning sampled traces failed; retrying")
                         }

@@ -207,3 +207,115 @@ pub fn evaluate(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::testing::span;
+    use crate::model::KeyValue;
+
+    struct Fixed {
+        tokens: usize,
+    }
+
+    impl Signals for Fixed {
+        fn opened_by_user(&self) -> bool {
+            false
+        }
+        fn named_by_exemplar(&self) -> bool {
+            false
+        }
+        fn named_by_log(&self) -> bool {
+            false
+        }
+        fn named_by_incident(&self) -> bool {
+            true
+        }
+        fn take_rate(&mut self, _: usize) -> bool {
+            let ok = self.tokens > 0;
+            self.tokens = self.tokens.saturating_sub(1);
+            ok
+        }
+        fn probability(&self, p: &PolicySettings, _: Option<&(String, String)>) -> f64 {
+            p.probability
+        }
+    }
+
+    fn policy(name: &str, kind: PolicyKind) -> PolicySettings {
+        PolicySettings {
+            name: name.into(),
+            kind,
+            ..PolicySettings::default()
+        }
+    }
+
+    fn summary(policies: &[PolicySettings], spans: &[Span]) -> TraceSummary {
+        let mut s = TraceSummary::default();
+        for span in spans {
+            s.add(policies, span);
+        }
+        s
+    }
+
+    #[test]
+    fn the_first_matching_policy_decides_and_a_rate_limit_drops_in_its_name() {
+        let slow = PolicySettings {
+            threshold_ms: 100,
+            service: "svc".into(),
+            max_traces_per_sec: 1.0,
+            ..policy("slow", PolicyKind::Latency)
+        };
+        let tier = PolicySettings {
+            key: "tier".into(),
+            op: AttrOp::Gt,
+            value: "2".into(),
+            ..policy("tier", PolicyKind::Attribute)
+        };
+        let policies = vec![slow, tier, policy("incident", PolicyKind::Incident)];
+        let mut long = span(1, None, 0, 200_000_000);
+        long.attributes.push(KeyValue {
+            key: "tier".into(),
+            value: AttrValue::Int(3),
+        });
+        let s = summary(&policies, &[long.clone()]);
+        let id = TraceId([0xff; 16]);
+        let v = evaluate(&policies, id, &s, &mut Fixed { tokens: 1 });
+        assert_eq!((v.keep, v.policy.as_str()), (true, "slow"));
+        // Out of tokens: the next policy that matches keeps it.
+        let v = evaluate(&policies, id, &s, &mut Fixed { tokens: 0 });
+        assert_eq!((v.keep, v.policy.as_str()), (true, "tier"));
+        // Only the rate-limited policy matches: dropped in its name.
+        let only_slow = &policies[..1];
+        let s = summary(only_slow, &[long.clone()]);
+        let v = evaluate(only_slow, id, &s, &mut Fixed { tokens: 0 });
+        assert_eq!((v.keep, v.policy.as_str()), (false, "slow"));
+        // Another service is out of the latency policy's scope.
+        long.service = "other".into();
+        let s = summary(only_slow, &[long]);
+        let v = evaluate(only_slow, id, &s, &mut Fixed { tokens: 1 });
+        assert_eq!((v.keep, v.policy.as_str()), (false, "no-policy-matched"));
+    }
+
+    #[test]
+    fn priority_forces_and_probability_is_by_trace_id() {
+        let half = PolicySettings {
+            probability: 0.5,
+            ..policy("half", PolicyKind::Probabilistic)
+        };
+        let policies = vec![half];
+        let s = summary(&policies, &[span(1, None, 0, 1)]);
+        let low = TraceId([0; 16]);
+        let mut high = [0u8; 16];
+        high[9] = 0xff;
+        assert!(evaluate(&policies, low, &s, &mut Fixed { tokens: 0 }).keep);
+        assert!(!evaluate(&policies, TraceId(high), &s, &mut Fixed { tokens: 0 }).keep);
+        let mut forced = span(1, None, 0, 1);
+        forced.attributes.push(KeyValue {
+            key: "sampling.priority".into(),
+            value: AttrValue::Int(1),
+        });
+        let s = summary(&policies, &[forced]);
+        let v = evaluate(&policies, TraceId(high), &s, &mut Fixed { tokens: 0 });
+        assert_eq!((v.keep, v.policy.as_str()), (true, "sampling.priority"));
+    }
+}

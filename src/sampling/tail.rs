@@ -150,8 +150,10 @@ impl Sampler {
                 {
                     // A late span of a decided trace: it follows the decision unless it meets
                     // a policy on its own (a late failure).
-                    if policy::span_bits(self.policies(), span) != 0 {
-                        rescued.push((key, PolicyKind::Error));
+                    let bits = policy::span_bits(self.policies(), span);
+                    if bits != 0 {
+                        let first = self.policies()[bits.trailing_zeros() as usize].kind;
+                        rescued.push((key, first));
                     }
                     continue;
                 }
@@ -201,7 +203,7 @@ impl Sampler {
     }
 
     /// Turns a drop whose spans are still stored into a keep, in the name of the first policy
-    /// of `kind` (a late failing span uses whichever per-span policy it met).
+    /// of `kind` (for a late span, the kind of the first per-span policy it met).
     fn keep_in_hindsight(&self, tenant: &TenantId, trace_id: TraceId, kind: PolicyKind) {
         let Some(mut d) = self.decisions.get(tenant, trace_id) else {
             return;
