@@ -43,6 +43,7 @@ pub struct Config {
     pub incidents: IncidentSettings,
     pub extract: ExtractConfig,
     pub compat: CompatConfig,
+    pub sampling: SamplingSettings,
 }
 
 impl Default for Config {
@@ -61,6 +62,7 @@ impl Default for Config {
             incidents: IncidentSettings::default(),
             extract: ExtractConfig::default(),
             compat: CompatConfig::default(),
+            sampling: SamplingSettings::default(),
         }
     }
 }
@@ -324,6 +326,220 @@ impl Default for IncidentSettings {
     }
 }
 
+/// `[sampling]`: opt-in; the defaults keep everything. How each part works is in
+/// `src/sampling/`; the order policies apply in is in the README.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SamplingSettings {
+    pub store_unsampled: bool,
+    pub tail: bool,
+    pub decision_wait_secs: u64,
+    pub full_fidelity_secs: u64,
+    pub prune_interval_secs: u64,
+    pub logs: LogRule,
+    pub max_pending_traces: usize,
+    pub budget_spans_per_sec: f64,
+    pub adaptive_interval_secs: u64,
+    pub min_traces_per_interval: u64,
+    pub policies: Vec<PolicySettings>,
+}
+
+impl Default for SamplingSettings {
+    fn default() -> Self {
+        let policy = |name: &str, kind| PolicySettings {
+            name: name.into(),
+            kind,
+            ..PolicySettings::default()
+        };
+        Self {
+            store_unsampled: true,
+            tail: false,
+            decision_wait_secs: 10,
+            full_fidelity_secs: 3600,
+            prune_interval_secs: 60,
+            logs: LogRule::KeptTracesAndWarn,
+            max_pending_traces: 100_000,
+            budget_spans_per_sec: 0.0,
+            adaptive_interval_secs: 60,
+            min_traces_per_interval: 1,
+            policies: vec![
+                policy("opened-by-user", PolicyKind::User),
+                policy("named-by-exemplar", PolicyKind::Exemplar),
+                policy("named-by-log", PolicyKind::Log),
+                policy("named-by-incident", PolicyKind::Incident),
+                policy("errors", PolicyKind::Error),
+                PolicySettings {
+                    threshold_ms: 1000,
+                    ..policy("slow", PolicyKind::Latency)
+                },
+                PolicySettings {
+                    probability: 0.1,
+                    ..policy("baseline", PolicyKind::Probabilistic)
+                },
+            ],
+        }
+    }
+}
+
+/// Which logs stay when their trace's spans are pruned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogRule {
+    /// Every log stays.
+    All,
+    /// Logs of kept traces, logs without a trace, and every log at WARN or above.
+    KeptTracesAndWarn,
+    /// Logs of kept traces and logs without a trace.
+    KeptTraces,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    /// A trace a user opened in the trace view or bookmarked.
+    User,
+    /// A trace an exemplar of a metric point names.
+    Exemplar,
+    /// A trace a log at WARN or above names.
+    Log,
+    /// A trace an open incident names.
+    Incident,
+    /// A span with status ERROR.
+    Error,
+    /// A span of `service`/`operation` (empty: any) longer than `threshold_ms`.
+    Latency,
+    /// A span attribute `key` compared (`op`) with `value`.
+    Attribute,
+    /// At least `min_spans` spans.
+    SpanCount,
+    /// Keeps with `probability`, by trace ID (the same trace always gets the same answer).
+    Probabilistic,
+}
+
+/// One tail-sampling policy. A policy that matches keeps the trace, unless its
+/// `max_traces_per_sec` (0: unlimited) is used up, which drops it in that policy's name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicySettings {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: PolicyKind,
+    pub threshold_ms: u64,
+    pub service: String,
+    pub operation: String,
+    pub key: String,
+    pub op: AttrOp,
+    pub value: String,
+    pub min_spans: u64,
+    pub probability: f64,
+    pub max_traces_per_sec: f64,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            kind: PolicyKind::Error,
+            threshold_ms: 0,
+            service: String::new(),
+            operation: String::new(),
+            key: String::new(),
+            op: AttrOp::Eq,
+            value: String::new(),
+            min_spans: 0,
+            probability: 1.0,
+            max_traces_per_sec: 0.0,
+        }
+    }
+}
+
+/// How an attribute policy compares: `eq`/`ne` as text, `gt`/`lt` as numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttrOp {
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+}
+
+impl SamplingSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: String| Err(ConfigError::Invalid { field, reason });
+        for (field, v) in [
+            ("sampling.decision_wait_secs", self.decision_wait_secs),
+            ("sampling.prune_interval_secs", self.prune_interval_secs),
+            (
+                "sampling.adaptive_interval_secs",
+                self.adaptive_interval_secs,
+            ),
+            (
+                "sampling.max_pending_traces",
+                self.max_pending_traces as u64,
+            ),
+        ] {
+            if v == 0 {
+                return invalid(field, "must be greater than 0".into());
+            }
+        }
+        if !(self.budget_spans_per_sec >= 0.0 && self.budget_spans_per_sec.is_finite()) {
+            return invalid(
+                "sampling.budget_spans_per_sec",
+                format!(
+                    "must be 0 (no budget) or more, got {}",
+                    self.budget_spans_per_sec
+                ),
+            );
+        }
+        // Each policy is one bit of a trace's summary.
+        if self.policies.len() > 64 {
+            return invalid(
+                "sampling.policies",
+                format!("at most 64 policies, got {}", self.policies.len()),
+            );
+        }
+        let mut names = std::collections::HashSet::new();
+        for p in &self.policies {
+            if p.name.is_empty() || p.name.len() > 64 || !names.insert(p.name.as_str()) {
+                return invalid(
+                    "sampling.policies",
+                    format!(
+                        "policy names must be unique, 1 to 64 characters: {:?}",
+                        p.name
+                    ),
+                );
+            }
+            let bad =
+                |what: &str| invalid("sampling.policies", format!("policy {:?}: {what}", p.name));
+            if !(0.0..=1.0).contains(&p.probability) {
+                return bad("probability must be within [0, 1]");
+            }
+            if !(p.max_traces_per_sec >= 0.0 && p.max_traces_per_sec.is_finite()) {
+                return bad("max_traces_per_sec must be 0 (unlimited) or more");
+            }
+            match p.kind {
+                PolicyKind::Latency if p.threshold_ms == 0 => {
+                    return bad("a latency policy needs threshold_ms > 0")
+                }
+                PolicyKind::Attribute if p.key.is_empty() => {
+                    return bad("an attribute policy needs a key")
+                }
+                PolicyKind::Attribute
+                    if matches!(p.op, AttrOp::Gt | AttrOp::Lt)
+                        && p.value.trim().parse::<f64>().is_err() =>
+                {
+                    return bad("gt and lt compare numbers: value must be a number")
+                }
+                PolicyKind::SpanCount if p.min_spans == 0 => {
+                    return bad("a span_count policy needs min_spans > 0")
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// How the captured groups of a pattern become a trace ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -436,6 +652,7 @@ impl Config {
         self.limits.validate()?;
         self.auth.validate()?;
         self.extract.validate()?;
+        self.sampling.validate()?;
         // A full-size body costs several times its size decoded (ingest::cost): one must fit.
         let needed = 4 * self.http.max_body_bytes.max(self.grpc.max_message_bytes);
         if self.limits.max_request_memory_bytes < needed {

@@ -23,6 +23,7 @@ pub mod health;
 pub mod index;
 pub mod ingest;
 pub mod model;
+pub mod sampling;
 pub mod server;
 pub mod telemetry;
 pub mod ui;

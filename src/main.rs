@@ -75,6 +75,13 @@ enum Bench {
         #[arg(long, default_value_t = 500)]
         queries: usize,
     },
+    /// Disk and CPU of tail sampling (10 % baseline plus errors, slow and exemplar-named
+    /// traces, pruned past the horizon) against keeping everything, and the share of the
+    /// interesting traces kept. Starts its own servers from this binary.
+    Sampling {
+        #[arg(long, default_value_t = 20_000)]
+        traces: usize,
+    },
     /// Send generated OTLP to any endpoint and report what was acknowledged.
     Load {
         /// OTLP/HTTP base URL.
@@ -142,6 +149,7 @@ fn bench(what: Bench) -> Result<(), String> {
             query_records,
             queries,
         }),
+        Bench::Sampling { traces } => weft::bench::sampling::run(traces),
         Bench::Load {
             endpoint,
             grpc,

@@ -11,6 +11,7 @@ use crate::health::Health;
 use crate::index::{read_checkpoint, Indexer, RedConfig, Store};
 use crate::ingest::traceids::Extractor;
 use crate::ingest::{IngestService, Sink};
+use crate::sampling::{Decisions, Sampler};
 use crate::telemetry::Telemetry;
 use crate::wal::Wal;
 use actix_web::{web, HttpServer};
@@ -66,6 +67,7 @@ fn replay_then_open(
     config: &Config,
     checkpoint: u64,
     indexer: Indexer,
+    sampler: Arc<Sampler>,
     health: Arc<Health>,
     telemetry: Arc<Telemetry>,
     wal_cell: &OnceLock<Wal>,
@@ -75,7 +77,10 @@ fn replay_then_open(
         &config.data_dir,
         checkpoint,
         &telemetry,
-        &mut |seq, batch, bytes| indexer.add(seq, Arc::new(batch), bytes),
+        &mut |seq, batch, bytes| {
+            sampler.observe(&batch);
+            indexer.add(seq, Arc::new(batch), bytes)
+        },
     )
     .map_err(|e| format!("WAL replay failed: {e}"))?;
     // A failing commit here degrades the indexer, which retries; the WAL keeps everything.
@@ -89,7 +94,10 @@ fn replay_then_open(
         next_seq,
         health,
         telemetry,
-        Box::new(move |seq, batch, bytes| indexer.add(seq, batch, bytes)),
+        Box::new(move |seq, batch, bytes| {
+            sampler.observe(&batch);
+            indexer.add(seq, batch, bytes)
+        }),
     )
     .map_err(|e| format!("cannot open the WAL for writing: {e}"))?;
     let _ = wal_cell.set(wal);
@@ -134,6 +142,7 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
     let red = config.red.enabled.then(|| RedConfig {
         bucket_ns: config.red.bucket_secs * 1_000_000_000,
         max_series: config.red.max_series,
+        store_unsampled: config.sampling.store_unsampled,
     });
     let indexer = Indexer::start(
         store.clone(),
@@ -170,13 +179,29 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
     let auth = Arc::new(Auth::new(&config.auth));
     let grpc = start_grpc(grpc, ingest.clone(), auth.clone(), &config)?;
 
+    let incidents = Incidents::open(&config.data_dir).map_err(io("cannot open incidents"))?;
+    let decisions =
+        Decisions::open(&config.data_dir).map_err(io("cannot open sampling decisions"))?;
+    let sampler = Arc::new(Sampler::new(
+        config.sampling.clone(),
+        Arc::new(decisions),
+        incidents.clone(),
+    ));
+    if mode == SinkMode::Wal && config.sampling.tail {
+        crate::sampling::start(
+            sampler.clone(),
+            store.clone(),
+            indexer.clone(),
+            telemetry.clone(),
+        )
+        .map_err(io("cannot start the sampler"))?;
+    }
     if mode == SinkMode::Wal {
         start_replay(
-            &config, checkpoint, &indexer, &health, &telemetry, &wal_cell,
+            &config, checkpoint, &indexer, &sampler, &health, &telemetry, &wal_cell,
         )?;
     }
 
-    let incidents = Incidents::open(&config.data_dir).map_err(io("cannot open incidents"))?;
     if mode == SinkMode::Wal && config.incidents.enabled {
         Detector {
             store: store.clone(),
@@ -197,6 +222,7 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
         store,
         incidents,
         correlator,
+        sampling: sampler,
     });
     run_http(state, http, query, &config)?;
     // HTTP has drained; gRPC stops taking new calls and finishes the ones it has.
@@ -259,18 +285,19 @@ fn start_replay(
     config: &Config,
     checkpoint: u64,
     indexer: &Indexer,
+    sampler: &Arc<Sampler>,
     health: &Arc<Health>,
     telemetry: &Arc<Telemetry>,
     wal_cell: &Arc<OnceLock<Wal>>,
 ) -> Result<(), ServeError> {
     let (config, indexer, health) = (config.clone(), indexer.clone(), health.clone());
-    let (telemetry, wal_cell) = (telemetry.clone(), wal_cell.clone());
+    let (sampler, telemetry, wal_cell) = (sampler.clone(), telemetry.clone(), wal_cell.clone());
     std::thread::Builder::new()
         .name("weft-replay".into())
         .spawn(move || {
-            if let Err(e) =
-                replay_then_open(&config, checkpoint, indexer, health, telemetry, &wal_cell)
-            {
+            if let Err(e) = replay_then_open(
+                &config, checkpoint, indexer, sampler, health, telemetry, &wal_cell,
+            ) {
                 tracing::error!(error = %e, "cannot become ready; exiting");
                 std::process::exit(1);
             }

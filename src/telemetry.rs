@@ -26,6 +26,13 @@ pub struct Telemetry {
     pub index_commit_failures: IntCounter,
     pub index_checkpoint_lag: IntGauge,
     pub partitions_damaged: IntCounter,
+    pub sampling_decisions: IntCounterVec,
+    pub sampling_pruned: IntCounter,
+    pub sampling_rescued: IntCounter,
+    pub sampling_pending: IntGauge,
+    /// Adaptive probabilities over every tenant and operation: `stat` is min, max or default
+    /// (the lowest default of any tenant); per operation they are in the API.
+    pub sampling_probability: prometheus::GaugeVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -150,6 +157,37 @@ impl Telemetry {
                 "weft_index_partitions_damaged_total",
                 "Index partitions set aside at start-up because they could not be opened",
             ),
+            sampling_decisions: counter_vec(
+                "weft_sampling_decisions_total",
+                "Tail-sampling decisions recorded (a hindsight keep counts again), by decision",
+                &["decision"],
+            ),
+            sampling_pruned: counter(
+                "weft_sampling_pruned_traces_total",
+                "Dropped traces whose spans were deleted past the full-fidelity horizon",
+            ),
+            sampling_rescued: counter(
+                "weft_sampling_rescued_traces_total",
+                "Dropped traces kept at their pruning: an exemplar, a WARN log or an incident named them",
+            ),
+            sampling_pending: gauge(
+                "weft_sampling_pending_traces",
+                "Traces waiting for their tail-sampling decision",
+            ),
+            sampling_probability: {
+                let g = prometheus::GaugeVec::new(
+                    Opts::new(
+                        "weft_sampling_probability",
+                        "Adaptive sampling probabilities now: min, max and default over operations",
+                    ),
+                    &["stat"],
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(g.clone()))
+                    .expect("unique metric");
+                g
+            },
             registry,
         }
     }

@@ -12,6 +12,7 @@ mod ops;
 pub(crate) mod otlp_http;
 pub(crate) mod params;
 pub mod query;
+pub mod sampling;
 mod search;
 mod ui;
 mod views;
@@ -32,6 +33,7 @@ pub struct AppState {
     pub incidents: Arc<crate::correlate::incidents::Incidents>,
     /// Every answer that joins signals; handlers call it rather than the indexes.
     pub correlator: Arc<crate::correlate::correlator::Correlator>,
+    pub sampling: Arc<crate::sampling::Sampler>,
 }
 
 /// Which routes a listener serves: with a separate query listener the ingest listener keeps
@@ -97,6 +99,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, routes: Routes) {
                 "/api/v1/metrics/labels/{label}/values",
                 metrics::label_values,
             ))
+            .configure(sampling::routes)
             .service(get("/api/v1/openapi.json", ops::openapi))
             // The web UI goes with the query API: its pages call it from the same origin.
             .service(get("/", ui::shell))

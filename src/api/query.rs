@@ -165,17 +165,39 @@ pub async fn trace(
 ) -> Result<HttpResponse, ApiError> {
     let trace_id = TraceId::from_hex(&path)
         .map_err(|e| ParamError::new("trace_id", format!("trace_id: {e}")))?;
+    // Opening a trace is a reason to keep it (the `user` sampling policy).
+    state.sampling.opened(&tenant, trace_id);
+    let sampling = super::sampling::state_json(&state.sampling.state(&tenant, trace_id));
     let correlator = state.correlator.clone();
+    let answer = blocking(move || correlator.trace(&tenant, trace_id)).await?;
+    // A trace sampling dropped answers with its decision, never a bare 404.
+    if answer.is_empty() && sampling.is_null() {
+        return Err(ApiError::not_found(format!(
+            "no spans, logs or exemplars for trace {trace_id}"
+        )));
+    }
     let TraceAnswer {
         records,
         tree,
         inferred,
-    } = blocking(move || correlator.trace(&tenant, trace_id)).await?;
+    } = answer;
     // Points the application sent, apart from the RED points weft derived from the spans.
     let (derived, sent): (Vec<&MetricPoint>, Vec<&MetricPoint>) = records
         .metrics
         .iter()
         .partition(|m| m.scope.name == crate::index::RED_SCOPE);
+    if records.spans.is_empty() && !sampling.is_null() {
+        // Sampling dropped its spans: the decision is the answer, with what was kept of the
+        // trace's logs and every exemplar (metric points are never dropped).
+        return Ok(HttpResponse::Ok().json(json!({
+            "trace_id": trace_id.to_hex(),
+            "spans": [],
+            "logs": records.logs.iter().map(log_json).collect::<Vec<_>>(),
+            "exemplars": sent.iter().map(|m| exemplar_point_json(m, trace_id)).collect::<Vec<_>>(),
+            "red_exemplars": derived.iter().map(|m| exemplar_point_json(m, trace_id)).collect::<Vec<_>>(),
+            "sampling": sampling,
+        })));
+    }
     let spans: Vec<Value> = tree
         .nodes
         .iter()
@@ -215,6 +237,7 @@ pub async fn trace(
         }).collect::<Vec<_>>(),
         "exemplars": sent.iter().map(|m| exemplar_point_json(m, trace_id)).collect::<Vec<_>>(),
         "red_exemplars": derived.iter().map(|m| exemplar_point_json(m, trace_id)).collect::<Vec<_>>(),
+        "sampling": sampling,
     })))
 }
 
@@ -265,10 +288,21 @@ pub async fn search_logs(
 ) -> Result<HttpResponse, ApiError> {
     let query = parse_log_params(req.query_string())?;
     let correlator = state.correlator.clone();
-    let logs = blocking(move || correlator.search_logs(&tenant, &query)).await?;
+    let of = tenant.clone();
+    let logs = blocking(move || correlator.search_logs(&of, &query)).await?;
+    let decisions = &state.sampling.decisions;
     Ok(HttpResponse::Ok().json(json!({
         "count": logs.len(),
-        "logs": logs.iter().map(log_json).collect::<Vec<_>>(),
+        "logs": logs.iter().map(|l| {
+            let mut v = log_json(l);
+            // A log whose trace sampling dropped says so, rather than linking to nothing.
+            if let Some(d) = l.trace_id.and_then(|t| decisions.get(&tenant, t)) {
+                if !d.keep {
+                    v["trace_sampling"] = d.to_json();
+                }
+            }
+            v
+        }).collect::<Vec<_>>(),
     })))
 }
 

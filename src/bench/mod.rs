@@ -7,6 +7,7 @@
 pub mod compat;
 pub mod gen;
 pub mod load;
+pub mod sampling;
 mod suite;
 
 pub use suite::{run_suite, SuiteOptions};

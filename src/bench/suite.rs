@@ -23,14 +23,19 @@ pub struct SuiteOptions {
 }
 
 /// A `weft serve` child process on a temporary data directory.
-struct Served {
+pub(super) struct Served {
     child: Child,
-    http: String,
-    dir: PathBuf,
+    pub(super) http: String,
+    pub(super) dir: PathBuf,
 }
 
 impl Served {
     fn start(sink: &str) -> Result<Served, String> {
+        Served::start_with(sink, &[])
+    }
+
+    /// `start` with extra `WEFT_*` settings.
+    pub(super) fn start_with(sink: &str, env: &[(&str, &str)]) -> Result<Served, String> {
         let dir =
             std::env::temp_dir().join(format!("weft-bench-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -41,6 +46,7 @@ impl Served {
             .env("WEFT_HTTP_LISTEN", "127.0.0.1:0")
             .env("WEFT_GRPC_LISTEN", "127.0.0.1:0")
             .env("WEFT_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|e| e.to_string())?;
@@ -70,7 +76,7 @@ impl Served {
     }
 
     /// User plus system CPU seconds the server has used.
-    fn cpu_secs(&self) -> f64 {
+    pub(super) fn cpu_secs(&self) -> f64 {
         let stat =
             std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
         // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
@@ -94,7 +100,7 @@ impl Served {
             .map_or(0, |kb| kb * 1024)
     }
 
-    fn metric(&self, sample: &str) -> f64 {
+    pub(super) fn metric(&self, sample: &str) -> f64 {
         reqwest::blocking::get(format!("{}/metrics", self.http))
             .and_then(|r| r.text())
             .unwrap_or_default()
@@ -104,7 +110,7 @@ impl Served {
     }
 
     /// Waits until `count` documents of `signal` are searchable; returns how long it took.
-    fn wait_indexed(&self, signal: Signal, count: u64) -> Duration {
+    pub(super) fn wait_indexed(&self, signal: Signal, count: u64) -> Duration {
         let started = Instant::now();
         let sample = format!("weft_index_documents{{signal=\"{}\"}}", signal.as_str());
         while (self.metric(&sample) as u64) < count && started.elapsed() < Duration::from_secs(600)
@@ -123,7 +129,7 @@ impl Drop for Served {
     }
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
+pub(super) fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries

@@ -112,11 +112,20 @@ pub struct IncidentDetail {
     pub timeline: Page,
 }
 
-/// A trace's records, its span tree, and the logs inferred to belong to it.
+/// A trace's records, its span tree, and the logs inferred to belong to it. Empty when
+/// nothing of the trace is stored: the caller says whether that is "not found" or, for a
+/// trace sampling dropped, an answer with its decision.
 pub struct TraceAnswer {
     pub records: TraceRecords,
     pub tree: TraceTree,
     pub inferred: Vec<Inferred>,
+}
+
+impl TraceAnswer {
+    pub fn is_empty(&self) -> bool {
+        let r = &self.records;
+        r.spans.is_empty() && r.logs.is_empty() && r.metrics.is_empty()
+    }
 }
 
 pub struct Correlator {
@@ -344,18 +353,14 @@ impl Correlator {
         Ok(out)
     }
 
-    /// A trace's spans, logs and exemplar points, with inferred log candidates.
+    /// A trace's spans, logs and exemplar points, with inferred log candidates (empty when
+    /// none is stored).
     pub fn trace(
         &self,
         tenant: &TenantId,
         trace_id: TraceId,
     ) -> Result<TraceAnswer, CorrelateError> {
         let records = self.store.trace(tenant, trace_id)?;
-        if records.spans.is_empty() && records.logs.is_empty() && records.metrics.is_empty() {
-            return Err(CorrelateError::NotFound(format!(
-                "no spans, logs or exemplars for trace {trace_id}"
-            )));
-        }
         let inferred = inferred::infer(
             &self.store,
             tenant,

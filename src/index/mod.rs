@@ -12,6 +12,7 @@
 //! sequence number is above that partition's own payload: replay neither loses nor doubles.
 
 mod document;
+mod prune;
 mod query;
 mod red;
 mod schema;
@@ -20,6 +21,7 @@ mod select;
 mod writer;
 
 pub use document::build as build_document;
+pub use prune::{LogsToDelete, PruneRequest, MAX_TRACES_PER_PRUNE};
 pub use query::{parse_text_query, LogQuery, TraceRecords};
 pub use red::{RedConfig, RED_DURATION, RED_ERRORS, RED_REQUESTS, RED_SCOPE};
 pub use schema::Fields;

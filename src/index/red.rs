@@ -32,13 +32,18 @@ pub struct RedConfig {
     pub bucket_ns: u64,
     /// Distinct (service, operation) pairs per tenant; more go to operation `_other_`.
     pub max_series: usize,
+    /// Whether spans the sender marked "not sampled" (`sampling::head::unsampled`) are
+    /// indexed; when not, RED is the only place they count.
+    pub store_unsampled: bool,
 }
 
 #[derive(Debug, Clone)]
 struct Cell {
-    requests: u64,
-    errors: u64,
-    counts: Vec<u64>,
+    /// Weighted by each span's adjusted count (`sampling::head`), so counts estimate what was
+    /// sent before any head sampling; rounded only when drained.
+    requests: f64,
+    errors: f64,
+    counts: Vec<f64>,
     sum_ms: f64,
     min_ms: f64,
     max_ms: f64,
@@ -49,9 +54,9 @@ struct Cell {
 impl Default for Cell {
     fn default() -> Self {
         Self {
-            requests: 0,
-            errors: 0,
-            counts: vec![0; BOUNDS_MS.len() + 1],
+            requests: 0.0,
+            errors: 0.0,
+            counts: vec![0.0; BOUNDS_MS.len() + 1],
             sum_ms: 0.0,
             min_ms: f64::INFINITY,
             max_ms: 0.0,
@@ -112,12 +117,24 @@ impl RedAggregator {
     }
 
     /// The time the point of `bucket` carries: the bucket's end.
+    /// Whether the indexer stores `span` (it has counted it either way).
+    pub fn stores(&self, span: &Span) -> bool {
+        self.config.store_unsampled || !crate::sampling::head::unsampled(span)
+    }
+
     pub fn point_time(&self, bucket: u64) -> u64 {
         bucket + self.config.bucket_ns
     }
 
-    /// Counts one span; `true` when the cardinality bound moved it to operation `_other_`.
+    /// Counts one span by its adjusted count; `true` when the cardinality bound moved it to
+    /// operation `_other_`.
     pub fn observe(&mut self, tenant: &TenantId, span: &Span) -> bool {
+        let weight = crate::sampling::head::adjusted_count(span);
+        if weight == 0.0 {
+            return false; // its sampled siblings count for it
+        }
+        // Exemplars point only at spans that will be there to open.
+        let exemplary = self.stores(span);
         let (admitted, ops) = slot(&mut self.known, tenant);
         let seen = ops
             .get(span.service.as_str())
@@ -138,21 +155,21 @@ impl RedAggregator {
         let ops = slot(services, span.service.as_str());
         let cell = slot(ops, operation);
         let ms = span.duration_ns() as f64 / 1e6;
-        cell.requests += 1;
+        cell.requests += weight;
         let i = BOUNDS_MS
             .iter()
             .position(|b| ms <= *b)
             .unwrap_or(BOUNDS_MS.len());
-        cell.counts[i] += 1;
-        cell.sum_ms += ms;
+        cell.counts[i] += weight;
+        cell.sum_ms += ms * weight;
         cell.min_ms = cell.min_ms.min(ms);
         cell.max_ms = cell.max_ms.max(ms);
-        if cell.slowest.as_ref().is_none_or(|e| ms > e.value) {
+        if exemplary && cell.slowest.as_ref().is_none_or(|e| ms > e.value) {
             cell.slowest = Some(exemplar(span, ms));
         }
         if span.status_code == 2 {
-            cell.errors += 1;
-            if cell.failed.len() < FAILED_EXEMPLARS {
+            cell.errors += weight;
+            if exemplary && cell.failed.len() < FAILED_EXEMPLARS {
                 cell.failed.push(exemplar(span, ms));
             }
         }
@@ -200,11 +217,13 @@ impl RedAggregator {
                     flags: 0,
                 }
             };
-            let sum = |v: u64| MetricValue::Sum {
-                value: v as f64,
+            let sum = |v: f64| MetricValue::Sum {
+                value: v,
                 monotonic: true,
                 temporality: Temporality::Delta,
             };
+            // The count is the sum of the rounded buckets, so the histogram stays consistent.
+            let buckets: Vec<u64> = cell.counts.iter().map(|c| c.round() as u64).collect();
             let mut slow_and_failed: Vec<Exemplar> = cell.slowest.iter().cloned().collect();
             slow_and_failed.extend(
                 cell.failed
@@ -221,7 +240,7 @@ impl RedAggregator {
                     cell.slowest.iter().cloned().collect(),
                 ),
             ));
-            if cell.errors > 0 {
+            if cell.errors > 0.0 {
                 out.push((
                     tenant.clone(),
                     point(RED_ERRORS, "{error}", sum(cell.errors), cell.failed.clone()),
@@ -233,12 +252,12 @@ impl RedAggregator {
                     RED_DURATION,
                     "ms",
                     MetricValue::Histogram {
-                        count: cell.requests,
+                        count: buckets.iter().sum(),
                         sum: Some(cell.sum_ms),
                         min: Some(cell.min_ms),
                         max: Some(cell.max_ms),
                         bounds: BOUNDS_MS.to_vec(),
-                        bucket_counts: cell.counts.clone(),
+                        bucket_counts: buckets,
                         temporality: Temporality::Delta,
                     },
                     slow_and_failed,
@@ -263,6 +282,7 @@ mod tests {
         let mut red = RedAggregator::new(RedConfig {
             bucket_ns: 10_000_000_000,
             max_series: 10,
+            store_unsampled: true,
         });
         let t = tenant();
         let mut slow = span(1, None, 0, 900_000_000);
@@ -301,6 +321,7 @@ mod tests {
         let mut red = RedAggregator::new(RedConfig {
             bucket_ns: 1_000_000_000,
             max_series: 2,
+            store_unsampled: true,
         });
         let t = tenant();
         let mut overflowed = 0;

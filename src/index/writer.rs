@@ -55,6 +55,8 @@ pub enum IndexMsg {
     Entry(u64, Arc<Batch>, usize),
     /// Commit now; replies with the new checkpoint.
     Flush(mpsc::Sender<Result<u64, String>>),
+    /// Delete whole traces (`index::prune`); visible after the next commit.
+    Prune(super::prune::PruneRequest, mpsc::Sender<Result<(), String>>),
 }
 
 /// Handle to the indexer thread; it ends when every sender is dropped, after a last commit.
@@ -232,6 +234,15 @@ impl Indexer {
             .map_err(|_| "indexer has stopped".to_string())?;
         wait.recv().map_err(|_| "indexer has stopped".to_string())?
     }
+
+    /// Deletes the request's traces; they are gone from queries after the next commit.
+    pub fn prune(&self, req: super::prune::PruneRequest) -> Result<(), String> {
+        let (reply, wait) = mpsc::channel();
+        self.tx
+            .send(IndexMsg::Prune(req, reply))
+            .map_err(|_| "indexer has stopped".to_string())?;
+        wait.recv().map_err(|_| "indexer has stopped".to_string())?
+    }
 }
 
 impl Worker {
@@ -261,6 +272,9 @@ impl Worker {
                         false => self.commit(Scope::Whole),
                     };
                     let _ = reply.send(result.map_err(|e| e.to_string()));
+                }
+                Ok(IndexMsg::Prune(req, reply)) => {
+                    let _ = reply.send(self.prune(&req).map_err(|e| e.to_string()));
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
@@ -324,6 +338,11 @@ impl Worker {
         self.observe_red(seq, batch)?;
         let mut staged = false;
         for (index, record) in batch.records.iter().enumerate() {
+            if let (Record::Span(span), Some(red)) = (record, &self.red) {
+                if !red.stores(span) {
+                    continue; // counted in RED above; not kept
+                }
+            }
             let key = self.store.key_for(record.signal(), record.time_ns());
             if seq <= self.committed_seq(key)? {
                 continue; // already in this partition's last commit (replay)
@@ -426,6 +445,31 @@ impl Worker {
         );
         for item in self.staged.remove(&key).unwrap_or_default() {
             self.write(key, item)?;
+        }
+        Ok(())
+    }
+
+    /// Queues the deletes of a prune request in every partition it touches (spans and logs;
+    /// metric points are never pruned).
+    fn prune(&mut self, req: &super::prune::PruneRequest) -> Result<(), IndexError> {
+        if self.degraded.is_some() {
+            return Err(IndexError::Degraded(
+                "indexing is recovering; prune later".into(),
+            ));
+        }
+        for signal in [Signal::Spans, Signal::Logs] {
+            for key in self.store.prune_partitions(signal, req) {
+                self.open(key)?;
+                let w = self.writers.get_mut(&key).expect("opened above");
+                super::prune::delete(&mut w.writer, &self.store, signal, req)?;
+                // Committed now (at the last sequence number, exact for an open writer, as
+                // when a writer is evicted) so the merge below can drop what was deleted.
+                let seq = self.last_seq;
+                commit_writer(w, seq)?;
+                w.dirty = false;
+                self.committed.insert(key, seq);
+                super::prune::compact(&mut w.writer, &w.partition.index)?;
+            }
         }
         Ok(())
     }

@@ -163,7 +163,8 @@ pub fn spans(req: ExportTraceServiceRequest) -> Converted {
                     service: service.clone(),
                     resource: resource.clone(),
                     scope: scope.clone(),
-                    attributes: attributes(&s.attributes),
+                    // Spans keep no flags field: a "not sampled" flag becomes a marker.
+                    attributes: crate::sampling::head::mark(attributes(&s.attributes), s.flags),
                     events: s
                         .events
                         .iter()

@@ -43,6 +43,16 @@ pub fn kv(key: &str, value: &str) -> KeyValue {
     }
 }
 
+pub fn kv_double(key: &str, value: f64) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::DoubleValue(value)),
+        }),
+        ..Default::default()
+    }
+}
+
 fn resource(service: &str) -> Option<Resource> {
     Some(Resource {
         attributes: vec![kv("service.name", service), kv("host.name", "node-1")],
