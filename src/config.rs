@@ -43,6 +43,7 @@ pub struct Config {
     pub incidents: IncidentSettings,
     pub extract: ExtractConfig,
     pub compat: CompatConfig,
+    pub retention: RetentionConfig,
 }
 
 impl Default for Config {
@@ -61,6 +62,7 @@ impl Default for Config {
             incidents: IncidentSettings::default(),
             extract: ExtractConfig::default(),
             compat: CompatConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -175,6 +177,42 @@ impl Default for IndexConfig {
             queue_bytes: 16 * 1024 * 1024,
         }
     }
+}
+
+/// How long each signal is kept, as durations in the query grammar (`7d`, `12h`); `0` keeps
+/// forever. Applied by `index::retention`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub spans: String,
+    pub logs: String,
+    pub metrics: String,
+    /// Largest size of the data directory (WAL and indexes) in bytes; 0 is unlimited.
+    pub max_bytes: u64,
+    pub interval_secs: u64,
+    /// Per-tenant maximum ages; a signal not named keeps the default above.
+    pub tenants: BTreeMap<String, TenantRetention>,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            spans: "0".into(),
+            logs: "0".into(),
+            metrics: "0".into(),
+            max_bytes: 0,
+            interval_secs: 60,
+            tenants: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantRetention {
+    pub spans: Option<String>,
+    pub logs: Option<String>,
+    pub metrics: Option<String>,
 }
 
 /// What to do with a log body longer than `limits.max_log_body_bytes`.
@@ -555,6 +593,7 @@ impl Config {
                 reason: "auth is enabled but no token is configured".into(),
             });
         }
+        self.validate_retention()?;
         if self.wal.segment_bytes < 1024 * 1024 {
             return Err(ConfigError::Invalid {
                 field: "wal.segment_bytes",
@@ -581,6 +620,39 @@ impl Config {
                     field: "extract.patterns",
                     reason: format!("pattern {:?} has no capture group named `trace`", p.name),
                 });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_retention(&self) -> Result<(), ConfigError> {
+        let r = &self.retention;
+        let age = |field: &'static str, v: &str| {
+            crate::model::time::parse_duration(v)
+                .map(|_| ())
+                .ok_or_else(|| ConfigError::Invalid {
+                    field,
+                    reason: format!("{v:?} is not a duration like 12h, 7d or 0 (keep forever)"),
+                })
+        };
+        age("retention.spans", &r.spans)?;
+        age("retention.logs", &r.logs)?;
+        age("retention.metrics", &r.metrics)?;
+        if r.interval_secs == 0 {
+            return Err(ConfigError::Invalid {
+                field: "retention.interval_secs",
+                reason: "must be greater than 0".into(),
+            });
+        }
+        for (tenant, t) in &r.tenants {
+            crate::model::TenantId::new(tenant).map_err(|e| ConfigError::Invalid {
+                field: "retention.tenants",
+                reason: e.to_string(),
+            })?;
+            for v in [&t.spans, &t.logs, &t.metrics].into_iter().flatten() {
+                age("retention.tenants", v)?;
             }
         }
         Ok(())
