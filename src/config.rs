@@ -44,6 +44,7 @@ pub struct Config {
     pub extract: ExtractConfig,
     pub compat: CompatConfig,
     pub sampling: SamplingSettings,
+    pub retention: RetentionConfig,
 }
 
 impl Default for Config {
@@ -63,6 +64,7 @@ impl Default for Config {
             extract: ExtractConfig::default(),
             compat: CompatConfig::default(),
             sampling: SamplingSettings::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -177,6 +179,42 @@ impl Default for IndexConfig {
             queue_bytes: 16 * 1024 * 1024,
         }
     }
+}
+
+/// How long each signal is kept, as durations in the query grammar (`7d`, `12h`); `0` keeps
+/// forever. Applied by `index::retention`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub spans: String,
+    pub logs: String,
+    pub metrics: String,
+    /// Largest size of the data directory (WAL and indexes) in bytes; 0 is unlimited.
+    pub max_bytes: u64,
+    pub interval_secs: u64,
+    /// Per-tenant maximum ages; a signal not named keeps the default above.
+    pub tenants: BTreeMap<String, TenantRetention>,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            spans: "0".into(),
+            logs: "0".into(),
+            metrics: "0".into(),
+            max_bytes: 0,
+            interval_secs: 60,
+            tenants: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantRetention {
+    pub spans: Option<String>,
+    pub logs: Option<String>,
+    pub metrics: Option<String>,
 }
 
 /// What to do with a log body longer than `limits.max_log_body_bytes`.
@@ -653,6 +691,7 @@ impl Config {
         self.auth.validate()?;
         self.extract.validate()?;
         self.sampling.validate()?;
+        self.retention.validate()?;
         // A full-size body costs several times its size decoded (ingest::cost): one must fit.
         let needed = 4 * self.http.max_body_bytes.max(self.grpc.max_message_bytes);
         if self.limits.max_request_memory_bytes < needed {
@@ -838,6 +877,30 @@ impl ExtractConfig {
             if !re.capture_names().any(|n| n == Some("trace")) {
                 let reason = format!("pattern {:?} has no capture group named `trace`", p.name);
                 return Err(invalid("extract.patterns", reason));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RetentionConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let age = |field: &'static str, v: &str| match crate::model::time::parse_duration(v) {
+            Some(_) => Ok(()),
+            None => Err(invalid(
+                field,
+                format!("{v:?} is not a duration like 12h, 7d or 0 (keep forever)"),
+            )),
+        };
+        age("retention.spans", &self.spans)?;
+        age("retention.logs", &self.logs)?;
+        age("retention.metrics", &self.metrics)?;
+        positive("retention.interval_secs", self.interval_secs)?;
+        for (tenant, t) in &self.tenants {
+            crate::model::TenantId::new(tenant)
+                .map_err(|e| invalid("retention.tenants", e.to_string()))?;
+            for v in [&t.spans, &t.logs, &t.metrics].into_iter().flatten() {
+                age("retention.tenants", v)?;
             }
         }
         Ok(())

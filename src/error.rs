@@ -18,6 +18,9 @@ pub enum ErrorCode {
     PermissionDenied,
     /// Nothing matches (HTTP 404, NOT_FOUND).
     NotFound,
+    /// The query's whole range lies before what retention keeps (HTTP 410, OUT_OF_RANGE): the
+    /// data was deleted, which is not the same as none having been sent.
+    PastRetention,
     /// A valid query that would cost more than a bound allows (HTTP 422, RESOURCE_EXHAUSTED);
     /// the message names the bound and how to narrow the query.
     TooCostly,

@@ -132,6 +132,9 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
     )))?;
     let _lock = lock_data_dir(&config.data_dir)?;
     let store = Store::open(&config.data_dir, &config.index, telemetry.clone())?;
+    store.set_retention(crate::index::retention::Policy::from_config(
+        &config.retention,
+    ));
     // A damaged checkpoint only costs a longer replay: partitions know what they hold.
     let checkpoint = read_checkpoint(&config.data_dir).unwrap_or_else(|e| {
         tracing::error!(error = %e, "index checkpoint unreadable; replaying the WAL from the start");

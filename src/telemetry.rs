@@ -33,6 +33,11 @@ pub struct Telemetry {
     /// Adaptive probabilities over every tenant and operation: `stat` is min, max or default
     /// (the lowest default of any tenant); per operation they are in the API.
     pub sampling_probability: prometheus::GaugeVec,
+    pub retention_partitions_dropped: IntCounterVec,
+    pub retention_bytes_dropped: IntCounterVec,
+    pub retention_tenant_deletions: IntCounterVec,
+    pub retention_deferred: IntCounter,
+    pub data_dir_bytes: IntGauge,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -188,6 +193,29 @@ impl Telemetry {
                     .expect("unique metric");
                 g
             },
+            retention_partitions_dropped: counter_vec(
+                "weft_retention_partitions_dropped_total",
+                "Index partitions deleted by retention, per signal and reason (age, size)",
+                &["signal", "reason"],
+            ),
+            retention_bytes_dropped: counter_vec(
+                "weft_retention_bytes_dropped_total",
+                "Bytes of index partitions deleted by retention, per signal and reason",
+                &["signal", "reason"],
+            ),
+            retention_tenant_deletions: counter_vec(
+                "weft_retention_tenant_deletions_total",
+                "Partitions from which one tenant's records were deleted (its shorter age)",
+                &["signal"],
+            ),
+            retention_deferred: counter(
+                "weft_retention_deferred_total",
+                "Partitions past retention kept for now: records of theirs are not yet covered by the index checkpoint",
+            ),
+            data_dir_bytes: gauge(
+                "weft_data_dir_bytes",
+                "Bytes in the data directory (WAL and indexes), measured by each retention run",
+            ),
             registry,
         }
     }

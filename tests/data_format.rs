@@ -1,6 +1,7 @@
 //! A data directory written by an earlier release opens and answers: version-0 index records,
 //! version-0 WAL entries replayed, the incident files. New records written beside the old ones
-//! (into the same partition) read back too, across a restart.
+//! (into the same partition) read back too, across a restart. `data-v1` is the same for the
+//! format before WAL entries were compressed (`WEFTWAL2` segments, version-1 records).
 
 mod common;
 
@@ -21,9 +22,11 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn fixture_copy() -> tempfile::TempDir {
+fn fixture_copy(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data-v0");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     copy_dir(&fixture, dir.path());
     dir
 }
@@ -76,7 +79,7 @@ fn assert_old_data_answers(s: &Server) {
 
 #[test]
 fn a_data_directory_of_the_previous_format_opens_and_answers() {
-    let dir = fixture_copy();
+    let dir = fixture_copy("data-v0");
     let mut s = Server::start_in(dir.path(), &[]);
     assert_old_data_answers(&s);
 
@@ -102,4 +105,54 @@ fn a_data_directory_of_the_previous_format_opens_and_answers() {
     assert_old_data_answers(&s);
     let new = s.wait_for_trace("0123456789abcdef0123456789abcdef", None, 1, 0);
     assert_eq!(new["spans"][0]["service"], "upgraded");
+}
+
+/// `data-v1`: the repository's OTLP examples indexed, then a span and a log acknowledged into a
+/// `WEFTWAL2` segment and the server SIGKILLed before its commit (tests/fixtures/README.md).
+fn assert_v1_data_answers(s: &Server) {
+    let example = s.wait_for_trace("a1b2c3d4e5f60718293a4b5c6d7e8f90", None, 1, 2);
+    assert_eq!(example["spans"][0]["name"], "POST /charge", "{example}");
+    let methods: Vec<&str> = example["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["link"]["method"].as_str())
+        .collect();
+    assert_eq!(methods, ["structured", "text"], "{example}");
+    // From the WAL: the span, its log linked by its text, and attribute search over it.
+    let replayed = s.wait_for_trace("77777777777777777777777777777777", None, 1, 1);
+    assert_eq!(replayed["spans"][0]["name"], "unindexed span", "{replayed}");
+    let window = "start=2026-11-26T09:00:00Z&end=2026-11-26T11:00:00Z";
+    let (status, found) = s.get_json(&format!("/api/v1/traces?attr=user.id=u-42&{window}"));
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(
+        found["traces"][0]["trace_id"], "77777777777777777777777777777777",
+        "{found}"
+    );
+    let (_, logs) = s.get_json(&format!("/api/v1/logs?q=stalled&{window}"));
+    assert_eq!(logs["count"], 1, "{logs}");
+    let (_, names) = s.get_json(&format!("/api/v1/metrics/names?{window}"));
+    let names: Vec<&str> = names["names"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{names}"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for name in ["payments.charges", "weft.span.requests"] {
+        assert!(names.contains(&name), "{names:?}");
+    }
+    for store in ["index", "wal"] {
+        let sample = format!("weft_records_undecodable_total{{store=\"{store}\"}}");
+        assert_eq!(s.metric_or_zero(&sample), 0.0, "{sample}");
+    }
+}
+
+#[test]
+fn a_data_directory_with_uncompressed_wal_segments_opens_and_answers() {
+    let dir = fixture_copy("data-v1");
+    let mut s = Server::start_in(dir.path(), &[]);
+    assert_v1_data_answers(&s);
+    assert!(s.terminate().success());
+    let s = Server::start_in(dir.path(), &[]);
+    assert_v1_data_answers(&s);
 }

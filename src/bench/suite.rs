@@ -149,6 +149,8 @@ struct Measured {
     cpu_secs: f64,
     peak_rss: u64,
     index_bytes: Option<u64>,
+    /// Bytes appended to the WAL during the run (`weft_wal_bytes_total`).
+    wal_bytes: Option<u64>,
 }
 
 fn measure(
@@ -173,11 +175,13 @@ fn measure(
         std::thread::sleep(Duration::from_secs(3));
         dir_bytes(&served.dir.join("index").join(signal.as_str()))
     });
+    let wal_bytes = (sink == "wal").then(|| served.metric("weft_wal_bytes_total") as u64);
     Ok(Measured {
         peak_rss: served.peak_rss(),
         report,
         cpu_secs,
         index_bytes,
+        wal_bytes,
     })
 }
 
@@ -196,8 +200,8 @@ pub fn run_suite(opts: &SuiteOptions) -> Result<(), String> {
         "## Ingest ({} s per run, {} connections, OTLP/HTTP protobuf)\n",
         opts.seconds, opts.connections
     );
-    println!("| signal | sink | records/s | MB/s | ack p50 ms | ack p99 ms | fresh p50 ms | fresh p99 ms | CPU-s per M | peak RSS MiB | bytes/record | vs ceiling |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| signal | sink | records/s | MB/s | ack p50 ms | ack p99 ms | fresh p50 ms | fresh p99 ms | CPU-s per M | peak RSS MiB | bytes/record | WAL bytes/record | WAL / request bytes | vs ceiling |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for signal in Signal::ALL {
         let ceiling = measure("null", signal, opts, &rt, &|_| {})?;
         let weft = measure("wal", signal, opts, &rt, &|_| {})?;
@@ -205,7 +209,7 @@ pub fn run_suite(opts: &SuiteOptions) -> Result<(), String> {
             let r = &m.report;
             let per_m = m.cpu_secs / (r.records as f64 / 1e6).max(1e-9);
             println!(
-                "| {} | {} | {:.0} | {:.1} | {} | {} | {} | {} | {:.1} | {} | {} | {:.2} |",
+                "| {} | {} | {:.0} | {:.1} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {} | {:.2} |",
                 signal.as_str(),
                 name,
                 r.records_per_sec(),
@@ -220,11 +224,19 @@ pub fn run_suite(opts: &SuiteOptions) -> Result<(), String> {
                     "{:.0}",
                     b as f64 / r.records.max(1) as f64
                 )),
+                m.wal_bytes.map_or("–".into(), |b| format!(
+                    "{:.0}",
+                    b as f64 / r.records.max(1) as f64
+                )),
+                m.wal_bytes.map_or("–".into(), |b| format!(
+                    "{:.2}",
+                    b as f64 / r.bytes.max(1) as f64
+                )),
                 r.records_per_sec() / ceiling.report.records_per_sec().max(1e-9),
             );
             if r.failures > 0 {
                 println!(
-                    "|   | {} failed requests of {} | | | | | | | | | | |",
+                    "|   | {} failed requests of {} | | | | | | | | | | | | |",
                     r.failures, r.requests
                 );
             }

@@ -15,6 +15,7 @@ mod document;
 mod prune;
 mod query;
 mod red;
+pub mod retention;
 mod schema;
 mod search;
 mod select;
@@ -57,6 +58,14 @@ pub enum IndexError {
     Degraded(String),
     #[error("index data is damaged: {0}")]
     Damaged(String),
+    /// The whole range lies before what retention keeps.
+    #[error("{signal} from {} to {} are past retention: records before {} were deleted", crate::model::time::rfc3339(*start_ns), crate::model::time::rfc3339(*end_ns), crate::model::time::rfc3339(*retained_from_ns))]
+    PastRetention {
+        signal: &'static str,
+        start_ns: u64,
+        end_ns: u64,
+        retained_from_ns: u64,
+    },
 }
 
 impl ServiceError for IndexError {
@@ -65,6 +74,7 @@ impl ServiceError for IndexError {
             IndexError::Query(_) => ErrorCode::InvalidArgument,
             IndexError::TooManyPoints { .. } | IndexError::TooCostly(_) => ErrorCode::TooCostly,
             IndexError::Degraded(_) => ErrorCode::Unavailable,
+            IndexError::PastRetention { .. } => ErrorCode::PastRetention,
             _ => ErrorCode::Internal,
         }
     }
@@ -96,6 +106,9 @@ pub struct Store {
     /// clock, so replayed or back-filled data is judged by its own time.
     tenants: RwLock<BTreeMap<TenantId, u64>>,
     telemetry: Arc<Telemetry>,
+    retention: RwLock<retention::Policy>,
+    /// Per signal, the end of the newest partition retention deleted (`retention`).
+    horizons: RwLock<[u64; 3]>,
 }
 
 pub fn index_root(data_dir: &Path) -> PathBuf {
@@ -111,7 +124,10 @@ impl Store {
     ) -> Result<Arc<Store>, IndexError> {
         let root = index_root(data_dir);
         std::fs::create_dir_all(&root)?;
+        retention::empty_trash(&root)?;
         let store = Store {
+            horizons: RwLock::new(retention::read_horizons(&root)),
+            retention: RwLock::new(retention::Policy::default()),
             root,
             fields: Fields::new(),
             partition_secs: config.partition_secs,

@@ -241,6 +241,7 @@ impl Store {
         }
         let start = q.start_ns.unwrap_or(0);
         let end = q.end_ns.unwrap_or(u64::MAX);
+        self.check_retained(Signal::Logs, tenant, start, end)?;
         if q.start_ns.is_some() || q.end_ns.is_some() {
             clauses.push((Occur::Must, self.time_range(start, end)));
         }

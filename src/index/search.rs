@@ -63,6 +63,7 @@ impl Store {
         max_read: usize,
         mut enough: impl FnMut(&[Span]) -> bool,
     ) -> Result<Matches, IndexError> {
+        self.check_retained(Signal::Spans, tenant, f.start_ns, f.end_ns)?;
         let query = self.filter_query(tenant, f);
         let limit = max_read.max(1);
         let mut searchers = Vec::new();
@@ -313,6 +314,7 @@ impl Store {
         decode: impl Fn(&[u8]) -> Option<T>,
         term_of: impl Fn(&[u8]) -> Term,
     ) -> Result<TermList<T>, IndexError> {
+        self.check_retained(Signal::Spans, tenant, f.start_ns, f.end_ns)?;
         let searchers: Vec<Searcher> = self
             .partitions(Signal::Spans, f.start_ns, f.end_ns)
             .iter()

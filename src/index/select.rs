@@ -163,6 +163,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Record>, IndexError> {
         const FIRST_SLICE_NS: u64 = 1_000_000_000;
+        self.check_retained(signal, tenant, f.start_ns, f.end_ns)?;
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -326,6 +327,7 @@ impl Store {
         f: &Filter,
         limit: usize,
     ) -> Result<Vec<MetricPoint>, IndexError> {
+        self.check_retained(Signal::Metrics, tenant, f.start_ns, f.end_ns)?;
         let query = self.filter_query(tenant, f);
         let mut out = Vec::new();
         for p in self.partitions(Signal::Metrics, f.start_ns, f.end_ns) {
@@ -358,6 +360,7 @@ impl Store {
         f: &Filter,
         step_ns: u64,
     ) -> Result<BTreeMap<String, Vec<u64>>, IndexError> {
+        self.check_retained(signal, tenant, f.start_ns, f.end_ns)?;
         let query = self.filter_query(tenant, f);
         let steps = ((f.end_ns.saturating_sub(f.start_ns)) / step_ns.max(1)) as usize + 1;
         let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -401,6 +404,7 @@ impl Store {
         start_ns: u64,
         end_ns: u64,
     ) -> Result<Vec<String>, IndexError> {
+        self.check_retained(Signal::Metrics, tenant, start_ns, end_ns)?;
         let mut candidates = BTreeSet::new();
         let parts = self.partitions(Signal::Metrics, start_ns, end_ns);
         for p in &parts {

@@ -27,6 +27,7 @@
 //! nothing is added twice.
 
 use super::red::{RedAggregator, RedConfig};
+use super::retention;
 use super::{document, write_checkpoint, IndexError, Partition, PartitionKey, Store};
 use crate::config::IndexConfig;
 use crate::health::Health;
@@ -172,6 +173,8 @@ struct Worker {
     /// keeps it full).
     needs_gc: std::collections::BTreeSet<PartitionKey>,
     health: Arc<Health>,
+    /// When retention runs next (`index::retention`); it runs here, between writes.
+    next_retention: Instant,
 }
 
 impl Indexer {
@@ -210,6 +213,7 @@ impl Indexer {
             degraded: None,
             needs_gc: Default::default(),
             health,
+            next_retention: Instant::now(),
         };
         std::thread::Builder::new()
             .name("weft-indexer".into())
@@ -304,6 +308,9 @@ impl Worker {
                     self.close_idle_writers();
                 }
                 next_commit = Instant::now() + interval;
+            }
+            if self.degraded.is_none() && Instant::now() >= self.next_retention {
+                self.apply_retention();
             }
         }
     }
@@ -723,11 +730,54 @@ impl Worker {
         Ok(())
     }
 
+    /// One retention pass; a failure is logged and the next pass tries again (deletion only
+    /// ever removes committed, checkpointed partitions, so a failed pass loses nothing).
+    fn apply_retention(&mut self) {
+        let store = self.store.clone();
+        self.next_retention = Instant::now() + store.retention().interval;
+        let data_dir = self.data_dir.clone();
+        if let Err(e) = retention::run(&store, &data_dir, crate::now_ns(), self) {
+            tracing::error!(error = %e, "retention pass failed; retrying at the next one");
+        }
+    }
+
     fn lag_gauge(&self) {
         self.store
             .telemetry
             .index_checkpoint_lag
             .set(self.last_seq.saturating_sub(self.checkpoint) as i64);
+    }
+}
+
+impl retention::Writers for Worker {
+    fn release(&mut self, key: PartitionKey) -> Result<bool, IndexError> {
+        if self.staged.contains_key(&key) || self.writers.get(&key).is_some_and(|w| w.dirty) {
+            return Ok(false);
+        }
+        if self.committed_seq(key)? > self.checkpoint {
+            return Ok(false); // a crash would replay records of it from the WAL
+        }
+        if let Some(w) = self.writers.remove(&key) {
+            let _ = w.writer.wait_merging_threads();
+        }
+        self.committed.remove(&key);
+        Ok(true)
+    }
+
+    fn delete_tenant(&mut self, key: PartitionKey, tenant: &TenantId) -> Result<(), IndexError> {
+        self.open(key)?;
+        let seq = self.last_seq;
+        let term = tantivy::Term::from_field_text(self.store.fields.tenant, tenant.as_str());
+        let w = self.writers.get_mut(&key).expect("just opened");
+        w.writer.delete_term(term);
+        // An open writer has nothing of its partition staged: committing at the last
+        // sequence number received is exact.
+        if let Err(e) = commit_writer(w, seq) {
+            self.fail(&e);
+            return Err(e);
+        }
+        self.committed.insert(key, seq);
+        Ok(())
     }
 }
 

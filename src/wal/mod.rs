@@ -3,17 +3,20 @@
 //! # On disk
 //!
 //! `<data_dir>/wal/` holds segment files named `<first_seq as 20 digits>.wal`. A segment is the
-//! 8-byte magic `WEFTWAL2` followed by entries:
+//! 8-byte magic `WEFTWAL3` followed by entries:
 //!
 //! ```text
 //! u32 LE  payload length (at most MAX_ENTRY_BYTES)
 //! u32 LE  CRC-32 (IEEE) of the 8 sequence bytes followed by the payload
 //! u64 LE  sequence number
-//! ...     payload: one `model::Batch` in its versioned encoding (`model::codec`)
+//! ...     payload: one zstd frame (with its content size) of one `model::Batch` in its
+//!         versioned encoding (`model::codec`)
 //! ```
 //!
-//! Segments that begin `WEFTWAL1` were written before payloads carried a version; they are
-//! read (their payloads as format version 0) and never appended to.
+//! The magic says how payloads are encoded, so older segments still replay; they are never
+//! appended to. `WEFTWAL2` segments hold uncompressed versioned batches, `WEFTWAL1` segments
+//! bare ones (format version 0). Compression costs little CPU on the requests' threads (zstd
+//! level 1) and makes the WAL a fraction of the bytes it holds (BENCHMARKS.md).
 //!
 //! # Invariants
 //!
@@ -53,10 +56,53 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-/// Segments written now: every payload is a versioned `model::codec` batch.
-const MAGIC: &[u8; 8] = b"WEFTWAL2";
+/// Segments written now: every payload is a zstd-compressed versioned `model::codec` batch.
+const MAGIC: &[u8; 8] = b"WEFTWAL3";
+/// Segments of releases before compression: uncompressed versioned batches.
+const MAGIC_V1: &[u8; 8] = b"WEFTWAL2";
 /// Segments of releases before versioned payloads: bare postcard batches (format version 0).
 const MAGIC_V0: &[u8; 8] = b"WEFTWAL1";
+/// zstd level of WAL payloads: the fastest, already several times smaller than the batch.
+const ZSTD_LEVEL: i32 = 1;
+
+/// How a segment's payloads are encoded, from its magic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Payloads {
+    /// `WEFTWAL1`: bare postcard batches (format version 0).
+    Bare,
+    /// `WEFTWAL2`: versioned batches.
+    Versioned,
+    /// `WEFTWAL3`: zstd frames of versioned batches.
+    Compressed,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum PayloadError {
+    #[error("does not decompress: {0}")]
+    Zstd(io::Error),
+    #[error("decompresses to {0:?} bytes, over the entry limit")]
+    Size(Option<u64>),
+    #[error(transparent)]
+    Codec(#[from] codec::CodecError),
+}
+
+/// An entry's batch and the size of its uncompressed encoding (what the indexer's queue
+/// bound counts: the memory a batch stands for, not its bytes on disk).
+fn decode_payload(payload: &[u8], format: Payloads) -> Result<(Batch, usize), PayloadError> {
+    match format {
+        Payloads::Bare => Ok((codec::decode_batch(payload, true)?, payload.len())),
+        Payloads::Versioned => Ok((codec::decode_batch(payload, false)?, payload.len())),
+        Payloads::Compressed => {
+            let size = zstd::stream::decompressed_size(payload);
+            let capacity = match size {
+                Some(n) if n as usize <= MAX_ENTRY_BYTES => n as usize,
+                _ => return Err(PayloadError::Size(size)),
+            };
+            let encoded = zstd::bulk::decompress(payload, capacity).map_err(PayloadError::Zstd)?;
+            Ok((codec::decode_batch(&encoded, false)?, encoded.len()))
+        }
+    }
+}
 const HEADER_BYTES: usize = 16;
 /// Larger than any request weft accepts; a length beyond it can only be damage.
 pub const MAX_ENTRY_BYTES: usize = 256 * 1024 * 1024;
@@ -93,6 +139,8 @@ pub type Sink = Box<dyn FnMut(u64, Arc<Batch>, usize) + Send>;
 enum Command {
     Append {
         payload: Vec<u8>,
+        /// Size of the uncompressed encoding.
+        bytes: usize,
         batch: Arc<Batch>,
         done: oneshot::Sender<Result<u64, WalError>>,
     },
@@ -167,18 +215,19 @@ fn encode_entry(buf: &mut Vec<u8>, seq: u64, payload: &[u8]) {
 }
 
 /// Reads every intact entry of one segment, calling `f` for those above `after_seq` with
-/// whether the segment holds version-0 payloads. Returns the highest sequence number read and
+/// how the segment's payloads are encoded. Returns the highest sequence number read and
 /// the length of the intact prefix, or `None` for the length when the whole file is intact.
 fn read_segment(
     path: &Path,
     after_seq: u64,
-    f: &mut dyn FnMut(u64, &[u8], bool),
+    f: &mut dyn FnMut(u64, &[u8], Payloads),
 ) -> io::Result<(u64, Option<u64>, u64)> {
     let mut data = Vec::new();
     File::open(path)?.read_to_end(&mut data)?;
-    let legacy = match data.get(..MAGIC.len()) {
-        Some(m) if m == MAGIC => false,
-        Some(m) if m == MAGIC_V0 => true,
+    let format = match data.get(..MAGIC.len()) {
+        Some(m) if m == MAGIC => Payloads::Compressed,
+        Some(m) if m == MAGIC_V1 => Payloads::Versioned,
+        Some(m) if m == MAGIC_V0 => Payloads::Bare,
         // A crash right after creating the file can leave it without its magic.
         _ => return Ok((0, Some(0), 0)),
     };
@@ -206,7 +255,7 @@ fn read_segment(
             return Ok((last_seq, Some(pos as u64), replayed));
         }
         if seq > after_seq {
-            f(seq, &data[body_start..body_start + len], legacy);
+            f(seq, &data[body_start..body_start + len], format);
             replayed += 1;
         }
         last_seq = seq;
@@ -232,8 +281,8 @@ impl Wal {
             let (last, damaged_at, replayed) = read_segment(
                 &path,
                 after_seq,
-                &mut |seq, payload, legacy| match codec::decode_batch(payload, legacy) {
-                    Ok(batch) => f(seq, batch, payload.len()),
+                &mut |seq, payload, format| match decode_payload(payload, format) {
+                    Ok((batch, bytes)) => f(seq, batch, bytes),
                     Err(e) => {
                         undecodable += 1;
                         tracing::error!(seq, error = %e, "WAL entry does not decode; skipped");
@@ -329,16 +378,18 @@ impl Wal {
     /// Appends one batch; resolves once it is durable per the fsync policy, with its sequence
     /// number.
     pub async fn append(&self, batch: Arc<Batch>) -> Result<u64, WalError> {
-        let payload = codec::encode_batch(&batch);
-        if payload.len() > MAX_ENTRY_BYTES {
+        let encoded = codec::encode_batch(&batch);
+        if encoded.len() > MAX_ENTRY_BYTES {
             return Err(WalError::TooLarge {
-                bytes: payload.len(),
+                bytes: encoded.len(),
             });
         }
+        let payload = zstd::bulk::compress(&encoded, ZSTD_LEVEL)?;
         let (done, wait) = oneshot::channel();
         self.tx
             .send(Command::Append {
                 payload,
+                bytes: encoded.len(),
                 batch,
                 done,
             })
@@ -390,14 +441,14 @@ impl Wal {
     ) -> io::Result<u64> {
         let mut read = 0;
         for (_, path) in list_segments(&wal_dir(data_dir))? {
-            read_segment(&path, after_seq, &mut |seq, payload, legacy| {
+            read_segment(&path, after_seq, &mut |seq, payload, format| {
                 if seq > through_seq {
                     return;
                 }
-                match codec::decode_batch(payload, legacy) {
-                    Ok(batch) => {
+                match decode_payload(payload, format) {
+                    Ok((batch, bytes)) => {
                         read += 1;
-                        f(seq, batch, payload.len());
+                        f(seq, batch, bytes);
                     }
                     Err(e) => tracing::error!(seq, error = %e, "WAL entry does not decode"),
                 }
@@ -473,6 +524,7 @@ impl Writer {
                 match cmd {
                     Command::Append {
                         payload,
+                        bytes,
                         batch,
                         done,
                     } => {
@@ -486,7 +538,7 @@ impl Writer {
                             encode_entry(&mut buf, seq, &payload);
                             group.push(Pending {
                                 seq,
-                                bytes: payload.len(),
+                                bytes,
                                 batch,
                                 done,
                             });

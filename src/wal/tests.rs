@@ -205,3 +205,84 @@ proptest! {
         prop_assert_eq!(stats.corruptions, if clean_cut { 0 } else { 1 });
     }
 }
+
+#[test]
+fn segments_of_older_formats_replay_beside_compressed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = wal_dir(dir.path());
+    fs::create_dir_all(&wal).unwrap();
+    let write = |first: u64, magic: &[u8; 8], payloads: &[Vec<u8>]| {
+        let mut buf = magic.to_vec();
+        for (i, p) in payloads.iter().enumerate() {
+            encode_entry(&mut buf, first + i as u64, p);
+        }
+        fs::write(segment_path(&wal, first), buf).unwrap();
+    };
+    write(1, MAGIC_V0, &[postcard::to_allocvec(&batch(10)).unwrap()]);
+    write(
+        2,
+        MAGIC_V1,
+        &[
+            codec::encode_batch(&batch(20)),
+            codec::encode_batch(&batch(21)),
+        ],
+    );
+    append_all(dir.path(), 4, &[30], 1024 * 1024);
+    assert_eq!(&fs::read(last_segment(dir.path())).unwrap()[..8], MAGIC);
+    let (got, stats) = replay_all(dir.path(), 0);
+    assert_eq!(got, vec![(1, 10), (2, 20), (3, 21), (4, 30)]);
+    assert_eq!(stats.corruptions, 0);
+}
+
+#[test]
+fn entries_are_stored_compressed_and_counted_at_their_uncompressed_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = (0..200)
+        .map(|i| {
+            let mut log = testing::log(&format!("GET /cart/{i} answered 200 in {} ms", i % 17));
+            log.time_ns = i;
+            Record::Log(log)
+        })
+        .collect();
+    let big = Batch {
+        tenant: TenantId::default(),
+        records,
+    };
+    let encoded = codec::encode_batch(&big).len();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sizes = Arc::new(Mutex::new(Vec::new()));
+    let seen = sizes.clone();
+    rt.block_on(async {
+        let wal = Wal::start(
+            dir.path(),
+            &config(1024 * 1024),
+            1,
+            Arc::new(crate::health::Health::default()),
+            Arc::new(Telemetry::new()),
+            Box::new(move |_, _, bytes| seen.lock().unwrap().push(bytes)),
+        )
+        .unwrap();
+        wal.append(Arc::new(big.clone())).await.unwrap();
+    });
+    let on_disk = fs::metadata(last_segment(dir.path())).unwrap().len() as usize;
+    assert!(
+        on_disk - MAGIC.len() - HEADER_BYTES < encoded / 3,
+        "{on_disk} bytes on disk for a {encoded}-byte batch"
+    );
+    let mut replayed = Vec::new();
+    Wal::replay(dir.path(), 0, &Telemetry::new(), &mut |_, b, bytes| {
+        replayed.push((b, bytes))
+    })
+    .unwrap();
+    assert_eq!(replayed, vec![(big, encoded)]);
+    for _ in 0..100 {
+        if !sizes.lock().unwrap().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(*sizes.lock().unwrap(), vec![encoded]);
+}
