@@ -23,6 +23,12 @@ pub struct Watched {
     /// The series as a selector (`error_logs{…}` for log counts, which are not stored series).
     pub series: String,
     pub anomaly: Anomaly,
+    /// The unit of the series' values (baseline and peak).
+    #[serde(default)]
+    pub unit: String,
+    /// `rise` or `drop`, from the baseline.
+    #[serde(default)]
+    pub direction: String,
     /// Exemplars of the series within the anomaly, highest value first (at most 5).
     pub exemplars: Vec<Exemplar>,
 }
@@ -62,12 +68,22 @@ fn watched(
             })
             .cloned()
             .collect();
-        exemplars.sort_by(|a, b| b.value.total_cmp(&a.value));
+        exemplars.sort_by(|a, b| {
+            b.value
+                .total_cmp(&a.value)
+                .then(a.trace_id.cmp(&b.trace_id))
+                .then(a.span_id.cmp(&b.span_id))
+        });
+        // The same exemplar is often carried by several points (a histogram and its count).
+        let mut seen = std::collections::BTreeSet::new();
+        exemplars.retain(|e| e.trace_id.is_none() || seen.insert((e.trace_id, e.span_id)));
         exemplars.truncate(5);
         out.push(Watched {
             signal: signal.to_string(),
             service: service.clone(),
             series: text.clone(),
+            unit: series.unit.clone(),
+            direction: if a.score < 0.0 { "drop" } else { "rise" }.into(),
             anomaly: a,
             exemplars,
         });

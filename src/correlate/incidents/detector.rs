@@ -1,158 +1,15 @@
-//! Incidents: anomalies of the watched signals grouped in time across services. A background
-//! detector looks every `incidents.interval_ms`: an anomaly that no incident holds joins the
-//! open incident it is close to in time, or opens a new one; an incident closes once none of
-//! its anomalies has been active for `incidents.close_after_secs`. Each change re-ranks the
-//! suspected origins and picks the exemplar traces. Incidents are JSON files under
-//! `<data_dir>/incidents/`, written atomically, so they survive a restart.
-//!
-//! The detector's clock is each tenant's newest indexed record time, not the wall clock, so
-//! back-filled or replayed data is judged in its own time.
+//! The detector: each look evaluates the watched series over the step grid and folds the
+//! anomalies it finds into the tenant's incidents.
 
-use super::origin::{self, Origin};
-use super::stats::Thresholds;
-use super::watch::{self, Watched};
+use super::{analyse, Incident, Incidents, Status};
 use crate::config::{AnomalySettings, IncidentSettings};
-use crate::index::{Filter, IndexError, Pick, Store, STATUS_ERROR};
-use crate::model::{Span, TenantId, TraceId};
-use parking_lot::RwLock;
-use serde::{Deserialize, Serialize};
+use crate::correlate::stats::Thresholds;
+use crate::correlate::watch::{self, Watched};
+use crate::index::{IndexError, Store};
+use crate::model::TenantId;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Traces read per incident analysis: the slowest and the failed of the window, and a
-/// baseline sample before it.
-const ANALYSIS_TRACES: usize = 30;
-/// Exemplar traces kept per incident.
-const EXEMPLAR_TRACES: usize = 10;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Open,
-    Closed,
-}
-
-/// A span of a trace, as an incident names it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SpanRef {
-    pub service: String,
-    pub name: String,
-    pub span_id: String,
-    pub duration_ns: u64,
-    pub failed: bool,
-}
-
-impl From<&Span> for SpanRef {
-    fn from(s: &Span) -> Self {
-        SpanRef {
-            service: s.service.clone(),
-            name: s.name.clone(),
-            span_id: s.span_id.to_hex(),
-            duration_ns: s.duration_ns(),
-            failed: s.status_code == 2,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TraceRef {
-    pub trace_id: String,
-    pub root: Option<SpanRef>,
-    /// The trace's worst span of the top suspected origin, when it passed through it.
-    pub origin_span: Option<SpanRef>,
-    pub services: Vec<String>,
-    pub failed: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Incident {
-    pub id: String,
-    pub tenant: String,
-    pub status: Status,
-    /// Wall-clock time the detector opened it.
-    pub detected_ns: u64,
-    /// Start of its first anomaly.
-    pub start_ns: u64,
-    /// Latest end of its anomalies.
-    pub last_activity_ns: u64,
-    pub closed_ns: Option<u64>,
-    pub services: Vec<String>,
-    pub anomalies: Vec<Watched>,
-    pub origins: Vec<Origin>,
-    pub exemplar_traces: Vec<TraceRef>,
-}
-
-impl Incident {
-    /// The incident's window: first anomaly start to close (or latest activity).
-    pub fn end_ns(&self, step_ns: u64) -> u64 {
-        self.closed_ns.unwrap_or(self.last_activity_ns + step_ns)
-    }
-}
-
-/// Every incident, in memory and on disk.
-pub struct Incidents {
-    dir: PathBuf,
-    all: RwLock<BTreeMap<String, Incident>>,
-}
-
-impl Incidents {
-    pub fn open(data_dir: &Path) -> std::io::Result<Arc<Incidents>> {
-        let dir = data_dir.join("incidents");
-        std::fs::create_dir_all(&dir)?;
-        let mut all = BTreeMap::new();
-        for entry in std::fs::read_dir(&dir)? {
-            let path = entry?.path();
-            if path.extension().is_none_or(|e| e != "json") {
-                continue;
-            }
-            match serde_json::from_slice::<Incident>(&std::fs::read(&path)?) {
-                Ok(i) => {
-                    all.insert(i.id.clone(), i);
-                }
-                Err(e) => {
-                    tracing::error!(path = %path.display(), error = %e, "unreadable incident file; skipped")
-                }
-            }
-        }
-        Ok(Arc::new(Incidents {
-            dir,
-            all: RwLock::new(all),
-        }))
-    }
-
-    fn save(&self, i: &Incident) -> std::io::Result<()> {
-        use std::io::Write;
-        let tmp = self.dir.join(format!("{}.json.tmp", i.id));
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(i).map_err(std::io::Error::other)?)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, self.dir.join(format!("{}.json", i.id)))?;
-        std::fs::File::open(&self.dir)?.sync_all()
-    }
-
-    /// A tenant's incidents, newest first.
-    pub fn list(&self, tenant: &TenantId) -> Vec<Incident> {
-        let mut out: Vec<Incident> = self
-            .all
-            .read()
-            .values()
-            .filter(|i| i.tenant == tenant.as_str())
-            .cloned()
-            .collect();
-        out.sort_by(|a, b| b.start_ns.cmp(&a.start_ns).then(b.id.cmp(&a.id)));
-        out
-    }
-
-    pub fn get(&self, tenant: &TenantId, id: &str) -> Option<Incident> {
-        self.all
-            .read()
-            .get(id)
-            .filter(|i| i.tenant == tenant.as_str())
-            .cloned()
-    }
-}
 
 /// Whether two sightings are the same anomaly: same series, overlapping in time.
 fn same(a: &Watched, b: &Watched, step_ns: u64) -> bool {
@@ -269,136 +126,6 @@ pub fn absorb(
         }
     }
     changed
-}
-
-/// The spans of each of `ids`' traces.
-fn traces(store: &Store, tenant: &TenantId, ids: &[TraceId]) -> Result<Vec<Vec<Span>>, IndexError> {
-    ids.iter()
-        .map(|t| store.trace(tenant, *t).map(|r| r.spans))
-        .filter(|r| !matches!(r, Ok(s) if s.is_empty()))
-        .collect()
-}
-
-fn trace_ids(found: Vec<Span>, into: &mut Vec<TraceId>, cap: usize) {
-    for s in found {
-        if into.len() >= cap {
-            break;
-        }
-        if !into.contains(&s.trace_id) {
-            into.push(s.trace_id);
-        }
-    }
-}
-
-/// Ranks the suspected origins and picks the exemplar traces of an incident.
-pub fn analyse(
-    store: &Store,
-    tenant: &TenantId,
-    inc: &mut Incident,
-    step_ns: u64,
-) -> Result<(), IndexError> {
-    let start = inc.start_ns;
-    let end = inc.end_ns(step_ns);
-    let window = Filter {
-        services: inc.services.clone(),
-        start_ns: start,
-        end_ns: end,
-        ..Filter::default()
-    };
-    let mut ids: Vec<TraceId> = Vec::new();
-    let mut exemplars: Vec<(f64, TraceId)> = inc
-        .anomalies
-        .iter()
-        .flat_map(|a| a.exemplars.iter())
-        .filter_map(|e| e.trace_id.map(|t| (e.value, t)))
-        .collect();
-    exemplars.sort_by(|a, b| b.0.total_cmp(&a.0));
-    for (_, t) in exemplars {
-        if !ids.contains(&t) && ids.len() < ANALYSIS_TRACES {
-            ids.push(t);
-        }
-    }
-    let cap = ids.len() + ANALYSIS_TRACES;
-    trace_ids(
-        store.select_spans(tenant, &window, Pick::Slowest, ANALYSIS_TRACES)?,
-        &mut ids,
-        cap,
-    );
-    let failed = Filter {
-        status: Some(STATUS_ERROR),
-        ..window.clone()
-    };
-    let cap = ids.len() + ANALYSIS_TRACES;
-    trace_ids(
-        store.select_spans(tenant, &failed, Pick::Newest, ANALYSIS_TRACES)?,
-        &mut ids,
-        cap,
-    );
-    let len = (end - start).max(60_000_000_000);
-    let before = Filter {
-        start_ns: start.saturating_sub(len),
-        end_ns: start.saturating_sub(1),
-        ..window.clone()
-    };
-    let mut base_ids = Vec::new();
-    trace_ids(
-        store.select_spans(tenant, &before, Pick::Newest, ANALYSIS_TRACES * 4)?,
-        &mut base_ids,
-        ANALYSIS_TRACES,
-    );
-    let window_traces = traces(store, tenant, &ids)?;
-    let baseline_traces = traces(store, tenant, &base_ids)?;
-    let mut first: Vec<(u64, String)> = Vec::new();
-    for a in &inc.anomalies {
-        match first.iter_mut().find(|(_, s)| *s == a.service) {
-            Some(f) => f.0 = f.0.min(a.anomaly.start_ns),
-            None => first.push((a.anomaly.start_ns, a.service.clone())),
-        }
-    }
-    first.sort();
-    let order: Vec<String> = first
-        .into_iter()
-        .map(|(_, s)| s)
-        .filter(|s| !s.is_empty())
-        .collect();
-    inc.origins = origin::rank(&window_traces, &baseline_traces, &order);
-    let top = inc.origins.first().map(|o| o.service.clone());
-    let mut refs: Vec<(bool, bool, u64, TraceRef)> = window_traces
-        .iter()
-        .map(|spans| {
-            let worst = spans
-                .iter()
-                .filter(|s| Some(&s.service) == top.as_ref())
-                .max_by_key(|s| (s.status_code == 2, s.duration_ns()));
-            let mut services: Vec<String> = spans.iter().map(|s| s.service.clone()).collect();
-            services.sort();
-            services.dedup();
-            let failed = spans.iter().any(|s| s.status_code == 2);
-            let r = TraceRef {
-                trace_id: spans[0].trace_id.to_hex(),
-                root: spans
-                    .iter()
-                    .find(|s| s.parent_span_id.is_none())
-                    .map(SpanRef::from),
-                origin_span: worst.map(SpanRef::from),
-                services,
-                failed,
-            };
-            (
-                worst.is_some(),
-                worst.is_some_and(|w| w.status_code == 2),
-                worst.map_or(0, |w| w.duration_ns()),
-                r,
-            )
-        })
-        .collect();
-    refs.sort_by_key(|r| std::cmp::Reverse((r.0, r.1, r.2)));
-    inc.exemplar_traces = refs
-        .into_iter()
-        .take(EXEMPLAR_TRACES)
-        .map(|r| r.3)
-        .collect();
-    Ok(())
 }
 
 /// The background detector.
@@ -519,6 +246,8 @@ mod tests {
             signal: "errors".into(),
             service: service.into(),
             series: series.into(),
+            unit: "{error}/s".into(),
+            direction: "rise".into(),
             anomaly: Anomaly {
                 kind: AnomalyKind::Spike,
                 start_ns: start * S,
