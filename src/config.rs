@@ -41,6 +41,7 @@ pub struct Config {
     pub red: RedSettings,
     pub anomalies: AnomalySettings,
     pub incidents: IncidentSettings,
+    pub notify: NotifySettings,
     pub extract: ExtractConfig,
     pub compat: CompatConfig,
 }
@@ -59,6 +60,7 @@ impl Default for Config {
             red: RedSettings::default(),
             anomalies: AnomalySettings::default(),
             incidents: IncidentSettings::default(),
+            notify: NotifySettings::default(),
             extract: ExtractConfig::default(),
             compat: CompatConfig::default(),
         }
@@ -303,6 +305,8 @@ pub struct IncidentSettings {
     pub min_anomaly_steps: u64,
     pub max_series: usize,
     pub max_points: usize,
+    /// How late a record may arrive and still count: each look reads this much again.
+    pub max_lateness_secs: u64,
 }
 
 impl Default for IncidentSettings {
@@ -320,6 +324,32 @@ impl Default for IncidentSettings {
             min_anomaly_steps: 2,
             max_series: 200,
             max_points: 200_000,
+            max_lateness_secs: 120,
+        }
+    }
+}
+
+/// Where incidents are sent (`notify::Notifier`); nothing is sent while both URLs are empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifySettings {
+    pub webhook_url: String,
+    pub webhook_secret: String,
+    pub alertmanager_url: String,
+    pub max_attempts: u32,
+    pub initial_backoff_ms: u64,
+    pub timeout_ms: u64,
+}
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        Self {
+            webhook_url: String::new(),
+            webhook_secret: String::new(),
+            alertmanager_url: String::new(),
+            max_attempts: 6,
+            initial_backoff_ms: 500,
+            timeout_ms: 5000,
         }
     }
 }
@@ -472,6 +502,19 @@ impl Config {
             self.anomalies.level_shift_points as u64,
         )?;
         positive("incidents.interval_ms", self.incidents.interval_ms)?;
+        positive("notify.max_attempts", u64::from(self.notify.max_attempts))?;
+        positive("notify.timeout_ms", self.notify.timeout_ms)?;
+        for (field, url) in [
+            ("notify.webhook_url", &self.notify.webhook_url),
+            ("notify.alertmanager_url", &self.notify.alertmanager_url),
+        ] {
+            if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid {
+                    field,
+                    reason: format!("{url:?} is not an http:// or https:// URL"),
+                });
+            }
+        }
         positive("incidents.step_secs", self.incidents.step_secs)?;
         positive("incidents.max_series", self.incidents.max_series as u64)?;
         positive("incidents.max_points", self.incidents.max_points as u64)?;

@@ -23,6 +23,7 @@ pub mod health;
 pub mod index;
 pub mod ingest;
 pub mod model;
+pub mod notify;
 pub mod server;
 pub mod telemetry;
 pub mod ui;

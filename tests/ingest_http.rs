@@ -714,7 +714,7 @@ fn the_openapi_document_matches_the_routes() {
         }
     }
     assert_eq!(
-        checked, 22,
+        checked, 23,
         "every route of the query API and the ingest of JSON lines"
     );
 }

@@ -452,7 +452,7 @@ pub async fn timeline(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     }
 }
 
-fn incident_json(i: &Incident, step_ns: u64) -> Value {
+pub(super) fn incident_json(i: &Incident, step_ns: u64) -> Value {
     json!({
         "id": i.id,
         "status": i.status,
@@ -469,6 +469,8 @@ fn incident_json(i: &Incident, step_ns: u64) -> Value {
             v["signal"] = json!(w.signal);
             v["service"] = json!(w.service);
             v["series"] = json!(w.series);
+            v["unit"] = json!(w.unit);
+            v["direction"] = json!(w.direction);
             v["exemplars"] = w.exemplars.iter().map(exemplar_json).collect();
             v
         }).collect::<Vec<_>>(),

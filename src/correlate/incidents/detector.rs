@@ -7,6 +7,7 @@ use crate::correlate::stats::Thresholds;
 use crate::correlate::watch::{self, Watched};
 use crate::index::{IndexError, Store};
 use crate::model::TenantId;
+use crate::notify::Event;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,17 @@ fn refresh(i: &mut Incident) {
         .filter(|s| !s.is_empty())
         .collect();
     i.services = services.into_iter().collect();
+}
+
+/// An incident's ID, from what opened it: the same stored data gives the same IDs, whether
+/// judged live or on demand.
+fn incident_id(tenant: &TenantId, first: &Watched) -> String {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: stable from run to run (not across Rust releases, which only
+    // matters for a re-analysis comparing IDs across an upgrade).
+    let mut h = std::hash::DefaultHasher::new();
+    (tenant.as_str(), &first.series, first.anomaly.start_ns).hash(&mut h);
+    format!("inc-{:012x}", h.finish() & 0xffff_ffff_ffff)
 }
 
 /// Folds one look's anomalies into a tenant's incidents; returns the IDs that changed.
@@ -88,7 +100,7 @@ pub fn absorb(
             }
             None => {
                 let mut inc = Incident {
-                    id: format!("inc-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+                    id: incident_id(tenant, &w),
                     tenant: tenant.as_str().to_string(),
                     status: Status::Open,
                     detected_ns: crate::now_ns(),
@@ -128,6 +140,73 @@ pub fn absorb(
     changed
 }
 
+/// The top suspected origin of an incident.
+fn top(i: &Incident) -> Option<String> {
+    i.origins.first().map(|o| o.service.clone())
+}
+
+/// The one path from a look's anomalies to incidents, for the live detector and for analysis
+/// on demand alike: anomalies shorter than `min_anomaly_steps` are dropped, the rest folded
+/// into `incidents`, and each incident that opened, gained an anomaly or closed is ranked
+/// again. (Origins cost dozens of trace reads: not redone each time an ongoing anomaly grows.)
+/// Returns the IDs that changed.
+pub fn judge(
+    store: &Store,
+    tenant: &TenantId,
+    incidents: &mut Vec<Incident>,
+    anomalies: Vec<Watched>,
+    now_ns: u64,
+    s: &IncidentSettings,
+) -> Result<BTreeSet<String>, IndexError> {
+    let step = s.step_secs * 1_000_000_000;
+    let seen: Vec<Watched> = anomalies
+        .into_iter()
+        .filter(|w| (w.anomaly.end_ns - w.anomaly.start_ns) / step + 1 >= s.min_anomaly_steps)
+        .collect();
+    let before: BTreeMap<String, (Status, usize)> = incidents
+        .iter()
+        .map(|i| (i.id.clone(), (i.status, i.anomalies.len())))
+        .collect();
+    let changed = absorb(incidents, tenant, seen, now_ns, s);
+    for inc in incidents.iter_mut().filter(|i| changed.contains(&i.id)) {
+        if before.get(&inc.id) != Some(&(inc.status, inc.anomalies.len())) {
+            analyse(store, tenant, inc, step)?;
+        }
+    }
+    Ok(changed)
+}
+
+/// Detection and ranking over any stored window, as the live detector would have judged it
+/// at the window's end: the incidents it finds, newest first. Nothing is saved.
+pub fn analyze(
+    store: &Store,
+    tenant: &TenantId,
+    start_ns: u64,
+    end_ns: u64,
+    services: Option<&[String]>,
+    s: &IncidentSettings,
+    a: &AnomalySettings,
+) -> Result<Vec<Incident>, IndexError> {
+    let step = s.step_secs * 1_000_000_000;
+    if end_ns <= start_ns + step {
+        return Ok(Vec::new());
+    }
+    let spec = watch::grid(start_ns, end_ns, step);
+    let look = watch::anomalies(
+        store,
+        tenant,
+        services,
+        &spec,
+        s,
+        &Thresholds::from(a),
+        true,
+    )?;
+    let mut found = Vec::new();
+    judge(store, tenant, &mut found, look.anomalies, spec.end_ns, s)?;
+    found.sort_by(|a, b| b.start_ns.cmp(&a.start_ns).then(b.id.cmp(&a.id)));
+    Ok(found)
+}
+
 /// The background detector.
 pub struct Detector {
     pub store: Arc<Store>,
@@ -138,6 +217,8 @@ pub struct Detector {
     pub skipped: parking_lot::Mutex<BTreeSet<String>>,
     /// Per tenant, the watched series read so far.
     pub caches: parking_lot::Mutex<BTreeMap<TenantId, watch::Cache>>,
+    /// Where opened, changed and closed incidents are sent, when configured.
+    pub notify: Option<Arc<crate::notify::Notifier>>,
 }
 
 /// A tenant's cache, created empty on first use.
@@ -180,40 +261,31 @@ impl Detector {
                     "metric has more points per look than incidents.max_points; not watched");
             }
         }
-        let seen: Vec<Watched> = look
-            .anomalies
-            .into_iter()
-            .filter(|w| (w.anomaly.end_ns - w.anomaly.start_ns) / step + 1 >= s.min_anomaly_steps)
-            .collect();
         let mut mine = self.incidents.list(tenant);
-        let changed = absorb(&mut mine, tenant, seen, end, s);
-        for mut inc in mine.into_iter().filter(|i| changed.contains(&i.id)) {
-            let before = self
-                .incidents
-                .all
-                .read()
-                .get(&inc.id)
-                .map(|i| (i.status, i.anomalies.len()));
-            // Origins and exemplar traces cost dozens of trace reads: redone when the incident
-            // opens, gains an anomaly or closes, not each time an ongoing anomaly grows.
-            if before.is_none_or(|b| b != (inc.status, inc.anomalies.len())) {
-                analyse(&self.store, tenant, &mut inc, step)?;
-            }
+        let step = s.step_secs * 1_000_000_000;
+        let before: BTreeMap<String, (Status, Option<String>)> = mine
+            .iter()
+            .map(|i| (i.id.clone(), (i.status, top(i))))
+            .collect();
+        let changed = judge(&self.store, tenant, &mut mine, look.anomalies, end, s)?;
+        for inc in mine.into_iter().filter(|i| changed.contains(&i.id)) {
             if let Err(e) = self.incidents.save(&inc) {
                 tracing::error!(id = %inc.id, error = %e, "cannot save incident");
             }
-            let before = before.map(|b| b.0);
-            let (id, services, origin) = (
-                &inc.id,
-                &inc.services,
-                inc.origins.first().map(|o| &o.service),
-            );
-            match (before, inc.status) {
-                (None, _) => tracing::info!(%id, ?services, ?origin, "incident opened"),
-                (Some(Status::Open), Status::Closed) => {
-                    tracing::info!(%id, ?services, ?origin, "incident closed")
-                }
-                _ => tracing::debug!(%id, ?services, ?origin, "incident updated"),
+            let was = before.get(&inc.id);
+            let (id, services, origin) = (&inc.id, &inc.services, top(&inc));
+            let event = match (was, inc.status) {
+                (None, _) => Some(Event::Opened),
+                (Some((Status::Open, _)), Status::Closed) => Some(Event::Closed),
+                (Some((_, o)), Status::Open) if *o != origin => Some(Event::OriginChanged),
+                _ => None,
+            };
+            match event {
+                Some(e) => tracing::info!(%id, ?services, ?origin, event = e.as_str(), "incident"),
+                None => tracing::debug!(%id, ?services, ?origin, "incident updated"),
+            }
+            if let (Some(e), Some(n)) = (event, &self.notify) {
+                n.send(e, &inc, step);
             }
             self.incidents.all.write().insert(inc.id.clone(), inc);
         }

@@ -17,7 +17,7 @@ mod detector;
 mod store;
 
 pub use analysis::analyse;
-pub use detector::{absorb, Detector};
+pub use detector::{absorb, analyze, judge, Detector};
 pub use store::Incidents;
 
 use super::origin::Origin;

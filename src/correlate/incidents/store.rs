@@ -62,6 +62,30 @@ impl Incidents {
         out
     }
 
+    /// Open incidents per tenant (tenants that have had an incident), for `/metrics`.
+    pub fn open_counts(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for i in self.all.read().values() {
+            let n = out.entry(i.tenant.clone()).or_insert(0);
+            if i.status == super::Status::Open {
+                *n += 1;
+            }
+        }
+        out
+    }
+
+    /// `weft_incidents_open{tenant}` in the Prometheus text format. The label is a validated
+    /// tenant ID, and only of tenants that have had an incident.
+    pub fn render_gauge(&self) -> String {
+        let mut out = String::from(
+            "# HELP weft_incidents_open Open incidents per tenant\n# TYPE weft_incidents_open gauge\n",
+        );
+        for (tenant, n) in self.open_counts() {
+            out.push_str(&format!("weft_incidents_open{{tenant=\"{tenant}\"}} {n}\n"));
+        }
+        out
+    }
+
     pub fn get(&self, tenant: &TenantId, id: &str) -> Option<Incident> {
         self.all
             .read()
