@@ -19,6 +19,7 @@ pub mod config;
 pub mod correlate;
 pub mod demo;
 pub mod error;
+pub mod eval;
 pub mod health;
 pub mod index;
 pub mod ingest;

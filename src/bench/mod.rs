@@ -9,4 +9,6 @@ pub mod gen;
 pub mod load;
 mod suite;
 
+pub(crate) use suite::{wait_indexed, Served};
+
 pub use suite::{run_suite, SuiteOptions};

@@ -11,7 +11,9 @@
 //!   has a failed span none of whose descendants failed — than in the baseline. A span failed
 //!   when its status is error, or, for the many systems that never set status, when it carries
 //!   `http.response.status_code`/`http.status_code` ≥ 500 or a non-zero
-//!   `rpc.grpc.status_code`, has an `exception` event, or an ERROR log names it;
+//!   `rpc.grpc.status_code`, has an `exception` event, or an ERROR log names it. A client span
+//!   that failed while its callee's server span did not (a wrong answer the caller rejected)
+//!   is a failure of the call, counted for the callee;
 //! - **signals** (logs and metrics): the service's own anomalies other than its RED latency and
 //!   errors — error-log rates, new or over-represented log templates, resource and runtime
 //!   metrics tied to it by resource attributes — each weighted by its robust score;
@@ -21,7 +23,13 @@
 //! Each of the first three is a share among the services (shares sum to 1 when any service
 //! has that evidence), so no unit dominates another:
 //!
-//! score = 0.35 × latency share + 0.35 × error share + 0.15 × signal share + 0.15 × timing.
+//! score = 0.35 × Wl × latency share + 0.35 × We × error share + 0.15 × signal share
+//!         + 0.15 × timing,
+//!
+//! where Wl and We weigh each trace signal by the size of the whole change, so that a share of
+//! a tiny change counts little: Wl = growth of the mean trace's critical path / its baseline
+//! length (at most 1), We = growth of the share of traces with an error origin / 10 points
+//! (at most 1).
 //!
 //! Equal scores are ordered by the stronger evidence (latency + errors + signals shares),
 //! then by depth in the call graph (a callee before its caller, as a callee explains its
@@ -211,8 +219,15 @@ fn trace_facts(t: &TraceSample) -> TraceFacts {
     }
     for i in 0..spans.len() {
         if bad[i] && !failed_below[i] {
+            // A call that failed although its callee's server span did not (a wrong answer
+            // the caller rejected, a connection cut) is the call's failure, as its waiting
+            // is: counted for the callee.
+            let at = match (matches!(spans[i].kind, CLIENT | PRODUCER), callee(i)) {
+                (true, Some(c)) => c,
+                _ => i,
+            };
             out.per
-                .entry(spans[i].service.clone())
+                .entry(spans[at].service.clone())
                 .or_default()
                 .error_origin = true;
         }
@@ -337,6 +352,23 @@ pub fn rank(
     let err_total: f64 = growth.iter().map(|g| g.err).sum();
     let sig_total: f64 = growth.iter().map(|g| g.sig).sum();
     let (nw, nb) = (w.n, b.n);
+    // How much each trace signal says at all: shares of a tiny change are still shares, so
+    // each is weighed by the size of the whole change — the growth of the mean trace's
+    // critical path against its baseline length (full weight at +100 %), and the growth of
+    // the share of traces with an error origin (full weight at +10 points).
+    let base_len: f64 = services
+        .iter()
+        .map(|s| {
+            let (o, wt, _) = b.mean(s);
+            o + wt
+        })
+        .sum();
+    let lat_weight = if base_len > 0.0 {
+        (lat_total / base_len).min(1.0)
+    } else {
+        f64::from(u8::from(lat_total > 0.0))
+    };
+    let err_weight = (err_total / 0.10).min(1.0);
     let mut out: Vec<Origin> = services
         .iter()
         .zip(&growth)
@@ -429,8 +461,8 @@ pub fn rank(
                 .collect();
             Origin {
                 service: s.clone(),
-                score: 0.35 * latency_share
-                    + 0.35 * error_share
+                score: 0.35 * lat_weight * latency_share
+                    + 0.35 * err_weight * error_share
                     + 0.15 * signal_share
                     + 0.15 * timing,
                 latency_share,

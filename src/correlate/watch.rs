@@ -14,6 +14,9 @@ use crate::model::{Exemplar, Signal, TenantId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Requests a step needs for its latency quantile to be judged.
+const MIN_LATENCY_REQUESTS: f64 = 10.0;
+
 /// Quantile of the RED duration histogram that is watched.
 pub const LATENCY_QUANTILE: f64 = 0.95;
 
@@ -204,7 +207,15 @@ fn collect(
             series: s,
         });
     }
-    for s in query(RED_DURATION)? {
+    for mut s in query(RED_DURATION)? {
+        // A step's p95 of a handful of requests is one slow request, or a histogram bucket
+        // boundary crossed: no verdict on it (a gap, not a value).
+        let counts: BTreeMap<u64, f64> = requests
+            .get(&service_of(&s))
+            .map(|r| r.points.iter().map(|p| (p.0, p.1 * step_secs)).collect())
+            .unwrap_or_default();
+        s.points
+            .retain(|p| counts.get(&p.0).is_some_and(|n| *n >= MIN_LATENCY_REQUESTS));
         out.push(Watch {
             signal: "latency",
             text: Selector::exact(RED_DURATION, &s.labels).to_text(),
@@ -392,22 +403,14 @@ pub fn anomalies(
     })
 }
 
-/// How far back a series with an ongoing anomaly keeps its baseline: an incident longer than
-/// this is judged against the last six hours.
-const MAX_PIN_NS: u64 = 6 * 3600 * 1_000_000_000;
-
 /// The watched series of one tenant kept between looks: each look reads only the steps that
 /// completed since the last one, and again the last `max_lateness` of them (a record may
-/// arrive that late and still count), so its cost follows new data, not the look-back. A
-/// series with an ongoing anomaly keeps the baseline from before the anomaly began, however
-/// long ago that was, so an hour-long fault is still judged against normal times.
+/// arrive that late and still count), so its cost follows new data, not the look-back.
 #[derive(Debug, Default)]
 pub struct Cache {
     /// Steps before this are read.
     until_ns: u64,
     watches: BTreeMap<String, Watch>,
-    /// Per series with an ongoing anomaly: where its kept history begins.
-    pins: BTreeMap<String, u64>,
 }
 
 impl Cache {
@@ -424,7 +427,6 @@ impl Cache {
         let contiguous = self.until_ns > spec.start_ns && self.until_ns <= spec.end_ns + 1;
         if !contiguous {
             self.watches.clear();
-            self.pins.clear();
             self.until_ns = spec.start_ns;
         }
         let late = settings.max_lateness_secs * 1_000_000_000;
@@ -436,8 +438,12 @@ impl Cache {
         };
         let (watches, skipped) = collect(store, tenant, None, &fresh, settings, base, true)?;
         for w in self.watches.values_mut() {
-            w.series.points.retain(|p| p.0 < from);
-            w.series.exemplars.retain(|e| e.time_ns < from);
+            w.series
+                .points
+                .retain(|p| p.0 >= spec.start_ns && p.0 < from);
+            w.series
+                .exemplars
+                .retain(|e| e.time_ns >= spec.start_ns && e.time_ns < from);
         }
         for w in watches {
             match self.watches.get_mut(&w.text) {
@@ -452,34 +458,10 @@ impl Cache {
             }
         }
         self.until_ns = spec.end_ns + 1;
-        let start_of = |pins: &BTreeMap<String, u64>, text: &str| {
-            pins.get(text)
-                .map_or(spec.start_ns, |p| (*p).min(spec.start_ns))
-        };
-        for (text, w) in self.watches.iter_mut() {
-            let keep_from = start_of(&self.pins, text);
-            w.series.points.retain(|p| p.0 >= keep_from);
-            w.series.exemplars.retain(|e| e.time_ns >= keep_from);
-        }
         self.watches.retain(|_, w| !w.series.points.is_empty());
-        let anomalies = detect(self.watches.iter().map(|(text, w)| {
-            let s = Spec {
-                start_ns: start_of(&self.pins, text),
-                ..spec.clone()
-            };
-            (w, s)
-        }));
-        // Pin the baseline of each series whose anomaly is still going on.
-        let before = base.baseline_points as u64 * spec.step_ns;
-        let oldest = spec.end_ns.saturating_sub(MAX_PIN_NS);
-        self.pins = anomalies
-            .iter()
-            .filter(|a| a.anomaly.ongoing)
-            .map(|a| {
-                let p = a.anomaly.start_ns.saturating_sub(before).max(oldest);
-                (a.series.clone(), p - p % spec.step_ns)
-            })
-            .collect();
-        Ok(Look { anomalies, skipped })
+        Ok(Look {
+            anomalies: detect(self.watches.values().map(|w| (w, spec.clone()))),
+            skipped,
+        })
     }
 }

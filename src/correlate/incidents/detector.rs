@@ -12,6 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How far back a look reaches for the baseline of an anomaly that is still going on.
+const MAX_HOLD_NS: u64 = 6 * 3600 * 1_000_000_000;
+
 /// Whether two sightings are the same anomaly: same series, overlapping in time.
 fn same(a: &Watched, b: &Watched, step_ns: u64) -> bool {
     a.series == b.series
@@ -203,6 +206,10 @@ pub fn analyze(
     )?;
     let mut found = Vec::new();
     judge(store, tenant, &mut found, look.anomalies, spec.end_ns, s)?;
+    // Detected, as far as an analysis can say, when the window it judged ended.
+    for i in found.iter_mut() {
+        i.detected_ns = spec.end_ns;
+    }
     found.sort_by(|a, b| b.start_ns.cmp(&a.start_ns).then(b.id.cmp(&a.id)));
     Ok(found)
 }
@@ -243,7 +250,26 @@ impl Detector {
         let s = &self.settings;
         let step = s.step_secs * 1_000_000_000;
         let end = clock_ns.saturating_sub(s.settle_secs * 1_000_000_000);
-        let start = end.saturating_sub(s.lookback_secs * 1_000_000_000);
+        // The look reaches back far enough to hold the baseline of every anomaly still going
+        // on (at most `MAX_HOLD_NS`): an hour-long fault is judged against the time before it,
+        // not against itself, however the looks fall.
+        let ongoing = self
+            .incidents
+            .list(tenant)
+            .iter()
+            .filter(|i| i.status == Status::Open)
+            .flat_map(|i| i.anomalies.iter())
+            .filter(|a| a.anomaly.ongoing)
+            .map(|a| a.anomaly.start_ns)
+            .min();
+        let baseline = self.anomalies.baseline_points as u64 * step;
+        let start = ongoing
+            .map(|t| {
+                t.saturating_sub(baseline)
+                    .max(end.saturating_sub(MAX_HOLD_NS))
+            })
+            .unwrap_or(end)
+            .min(end.saturating_sub(s.lookback_secs * 1_000_000_000));
         if end <= start + step {
             return Ok(());
         }
