@@ -81,7 +81,7 @@ pub struct Origin {
     pub ranked_down: Option<String>,
 }
 
-/// A service's anomaly as origin ranking weighs it.
+/// A service's anomaly (or over-represented log template) as origin ranking weighs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sighting {
     pub service: String,
@@ -311,7 +311,8 @@ pub fn rank(
     services.sort();
     // Timing: rank of the step each service's first anomaly began in, ties sharing it.
     let mut first: BTreeMap<&str, u64> = BTreeMap::new();
-    for s in sightings {
+    // Log templates are counted over the whole window: they have no start of their own.
+    for s in sightings.iter().filter(|s| s.signal != "log_template") {
         let f = first.entry(&s.service).or_insert(s.start_ns);
         *f = (*f).min(s.start_ns);
     }

@@ -8,10 +8,11 @@
 //! and however often it is analysed.
 
 use super::{Incident, SpanRef, TraceRef};
+use crate::correlate::diff;
 use crate::correlate::origin::{self, failed, Sighting, TraceSample};
 use crate::index::{Filter, IndexError, Pick, Store, STATUS_ERROR};
 use crate::model::{TenantId, TraceId};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Slices of the window (and of the baseline) each sample is drawn from.
 const SLICES: u64 = 6;
@@ -96,6 +97,53 @@ pub fn sightings(inc: &Incident) -> Vec<Sighting> {
         .collect()
 }
 
+/// Log severity number of WARN: the templates looked at as origin evidence start there.
+const SEVERITY_WARN: i32 = 13;
+/// Over-represented templates kept per service.
+const TEMPLATES_PER_SERVICE: usize = 3;
+
+/// Per service, the WARN-and-above log templates of the window's traces that are new or
+/// over-represented against the baseline's (as "what is different" ranks them for a whole
+/// window), as evidence for that service.
+fn log_templates(window: &[TraceSample], baseline: &[TraceSample], start_ns: u64) -> Vec<Sighting> {
+    type Counts = BTreeMap<String, (HashMap<String, u64>, u64)>;
+    let count = |traces: &[TraceSample]| {
+        let mut per: Counts = BTreeMap::new();
+        for l in traces.iter().flat_map(|t| t.logs.iter()) {
+            let e = per.entry(l.service.clone()).or_default();
+            e.1 += 1;
+            if l.severity_number >= SEVERITY_WARN {
+                *e.0.entry(diff::log_feature(l)).or_default() += 1;
+            }
+        }
+        per
+    };
+    let (w, mut b) = (count(window), count(baseline));
+    let mut out = Vec::new();
+    for (service, counts) in w {
+        let base = b.remove(&service).unwrap_or_default();
+        for d in diff::rank(
+            diff::FeatureKind::LogTemplate,
+            counts,
+            base,
+            TEMPLATES_PER_SERVICE,
+        ) {
+            let share = |c: u64, n: u64| c as f64 * 100.0 / n.max(1) as f64;
+            out.push(Sighting {
+                service: service.clone(),
+                signal: "log_template".into(),
+                what: format!("log template {}", d.feature),
+                start_ns,
+                score: d.lift,
+                before: share(d.baseline_count, d.baseline_total),
+                during: share(d.window_count, d.window_total),
+                unit: "% of its logs".into(),
+            });
+        }
+    }
+    out
+}
+
 /// Ranks the suspected origins and picks the exemplar traces of an incident.
 pub fn analyse(
     store: &Store,
@@ -116,7 +164,9 @@ pub fn analyse(
     )?;
     let window = read(store, tenant, &window_ids)?;
     let baseline = read(store, tenant, &base_ids)?;
-    inc.origins = origin::rank(&window, &baseline, &sightings(inc));
+    let mut seen = sightings(inc);
+    seen.extend(log_templates(&window, &baseline, inc.start_ns));
+    inc.origins = origin::rank(&window, &baseline, &seen);
 
     // Exemplars: the anomalies' own, the slowest and the failed of the window, and the
     // sample; those through the top origin first, failed there, then slowest there.
