@@ -1,6 +1,7 @@
 //! Incidents on generated, labelled faults (`weft::eval::gen`) through the real server: the
 //! analysis endpoint on back-filled data (an error burst from a zero baseline, determinism,
-//! the watch budget), an hour-long fault that stays one incident and closes on recovery,
+//! the watch budget), a fault longer than the look-back that stays one incident and closes on
+//! recovery,
 //! records arriving late and out of order per service, the webhook and Alertmanager outputs
 //! against a real HTTP receiver, and a floor on a small subset of the evaluation suite.
 
@@ -250,16 +251,19 @@ fn settled(server: &Server, tenant: &str, fault: (u64, u64)) -> Vec<Value> {
 }
 
 #[test]
-fn an_hour_long_fault_is_one_incident_closed_on_recovery_and_late_data_changes_nothing() {
+fn a_fault_longer_than_the_look_back_is_one_incident_closed_on_recovery_and_late_data_changes_nothing(
+) {
     let server = Server::start(&[("WEFT_INCIDENTS_INTERVAL_MS", "300")]);
-    let secs = 20 * 60 + 60 * 60 + 8 * 60;
+    // 20 minutes of fault: twice the 10-minute look-back, eight times the 2.5 minutes after
+    // which a trailing baseline had absorbed it.
+    let secs = 8 * 60 + 20 * 60 + 5 * 60;
     let t0 = weft::now_ns() - (secs + 30) * S;
-    let fault = (t0 + 1200 * S, t0 + 4800 * S);
+    let fault = (t0 + 480 * S, t0 + 1680 * S);
     // The same case twice: in order, and with a third of the services' spans and metrics
     // 90 s late and out of order.
-    let (mut a, target) = case(8, Shape::Deep, FaultKind::Cpu, 1200, 4800, t0);
+    let (mut a, target) = case(8, Shape::Deep, FaultKind::Cpu, 480, 1680, t0);
     send_live(&server, "inorder", &mut a, secs, 0);
-    let (mut b, _) = case(8, Shape::Deep, FaultKind::Cpu, 1200, 4800, t0);
+    let (mut b, _) = case(8, Shape::Deep, FaultKind::Cpu, 480, 1680, t0);
     send_live(&server, "late", &mut b, secs, 90);
     let inorder = settled(&server, "inorder", fault);
     assert_eq!(inorder.len(), 1, "one fault, one incident: {inorder:?}");
