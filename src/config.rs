@@ -41,6 +41,7 @@ pub struct Config {
     pub red: RedSettings,
     pub anomalies: AnomalySettings,
     pub incidents: IncidentSettings,
+    pub notify: NotifySettings,
     pub extract: ExtractConfig,
     pub compat: CompatConfig,
     pub sampling: SamplingSettings,
@@ -61,6 +62,7 @@ impl Default for Config {
             red: RedSettings::default(),
             anomalies: AnomalySettings::default(),
             incidents: IncidentSettings::default(),
+            notify: NotifySettings::default(),
             extract: ExtractConfig::default(),
             compat: CompatConfig::default(),
             sampling: SamplingSettings::default(),
@@ -343,6 +345,8 @@ pub struct IncidentSettings {
     pub min_anomaly_steps: u64,
     pub max_series: usize,
     pub max_points: usize,
+    /// How late a record may arrive and still count: each look reads this much again.
+    pub max_lateness_secs: u64,
 }
 
 impl Default for IncidentSettings {
@@ -360,6 +364,32 @@ impl Default for IncidentSettings {
             min_anomaly_steps: 2,
             max_series: 200,
             max_points: 200_000,
+            max_lateness_secs: 120,
+        }
+    }
+}
+
+/// Where incidents are sent (`notify::Notifier`); nothing is sent while both URLs are empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifySettings {
+    pub webhook_url: String,
+    pub webhook_secret: String,
+    pub alertmanager_url: String,
+    pub max_attempts: u32,
+    pub initial_backoff_ms: u64,
+    pub timeout_ms: u64,
+}
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        Self {
+            webhook_url: String::new(),
+            webhook_secret: String::new(),
+            alertmanager_url: String::new(),
+            max_attempts: 6,
+            initial_backoff_ms: 500,
+            timeout_ms: 5000,
         }
     }
 }
@@ -692,6 +722,7 @@ impl Config {
         self.extract.validate()?;
         self.sampling.validate()?;
         self.retention.validate()?;
+        self.notify.validate()?;
         // A full-size body costs several times its size decoded (ingest::cost): one must fit.
         let needed = 4 * self.http.max_body_bytes.max(self.grpc.max_message_bytes);
         if self.limits.max_request_memory_bytes < needed {
@@ -877,6 +908,23 @@ impl ExtractConfig {
             if !re.capture_names().any(|n| n == Some("trace")) {
                 let reason = format!("pattern {:?} has no capture group named `trace`", p.name);
                 return Err(invalid("extract.patterns", reason));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl NotifySettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        positive("notify.max_attempts", u64::from(self.max_attempts))?;
+        positive("notify.timeout_ms", self.timeout_ms)?;
+        for (field, url) in [
+            ("notify.webhook_url", &self.webhook_url),
+            ("notify.alertmanager_url", &self.alertmanager_url),
+        ] {
+            if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+                let reason = format!("{url:?} is not an http:// or https:// URL");
+                return Err(invalid(field, reason));
             }
         }
         Ok(())

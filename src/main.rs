@@ -48,6 +48,26 @@ enum Command {
         #[command(subcommand)]
         what: Bench,
     },
+    /// The incident detector on generated, labelled fault cases through a real server: AS@k,
+    /// MRR, detection delay and false incidents (see BENCHMARKS.md). Starts its own server.
+    Eval {
+        #[arg(long, default_value_t = 60)]
+        cases: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Fault-free hours, for false incidents.
+        #[arg(long, default_value_t = 2)]
+        quiet_hours: u64,
+        /// Requests per second at each case's gateway.
+        #[arg(long, default_value_t = 3.0)]
+        rate: f64,
+        /// Seconds of telemetry per case.
+        #[arg(long, default_value_t = 480)]
+        case_secs: u64,
+        /// A running weft (live detector off) to send to instead of starting one.
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
     /// Make a bearer token for a tenant (or hash a given one) and print the [[auth.tokens]]
     /// entry for config/weft.toml. Only the hash goes into the config.
     Token {
@@ -252,6 +272,27 @@ fn main() -> ExitCode {
             print!("{}", toml::to_string(&c).expect("settings serialize"));
         }),
         Command::Bench { what } => bench(what),
+        Command::Eval {
+            cases,
+            seed,
+            quiet_hours,
+            rate,
+            case_secs,
+            endpoint,
+        } => {
+            let opts = weft::eval::EvalOptions {
+                cases,
+                seed,
+                quiet_hours,
+                rate,
+                case_secs: case_secs.max(240),
+            };
+            match endpoint {
+                Some(base) => weft::eval::run(&base, &opts, |l| eprintln!("{l}")),
+                None => weft::eval::run_served(&opts),
+            }
+            .map(|r| print!("{}", r.markdown()))
+        }
         Command::Token { tenant, token } => weft::model::TenantId::new(&tenant)
             .map_err(|e| e.to_string())
             .map(|_| {

@@ -213,6 +213,8 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
             anomalies: config.anomalies.clone(),
             skipped: Default::default(),
             caches: Default::default(),
+            notify: crate::notify::Notifier::start(config.notify.clone())
+                .map_err(io("cannot start the notifier"))?,
         }
         .start()
         .map_err(io("cannot start the incident detector"))?;

@@ -287,7 +287,7 @@ pub async fn timeline(
     Ok(HttpResponse::Ok().json(page_json(&page)))
 }
 
-fn incident_json(i: &Incident, step_ns: u64) -> Value {
+pub(super) fn incident_json(i: &Incident, step_ns: u64) -> Value {
     json!({
         "id": i.id,
         "status": i.status,
@@ -304,6 +304,8 @@ fn incident_json(i: &Incident, step_ns: u64) -> Value {
             v["signal"] = json!(w.signal);
             v["service"] = json!(w.service);
             v["series"] = json!(w.series);
+            v["unit"] = json!(w.unit);
+            v["direction"] = json!(w.direction);
             v["exemplars"] = json!(w.exemplars.iter().map(ExemplarView::from).collect::<Vec<_>>());
             v
         }).collect::<Vec<_>>(),

@@ -2,6 +2,7 @@
 //! the request, call one service, and map the result; nothing else lives here.
 //! May depend on `ingest`, `index`, `correlate`, `model`, `config`, `error` and `telemetry`.
 
+mod analyze;
 pub mod auth;
 mod correlate;
 pub mod errors;
@@ -91,6 +92,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, routes: Routes) {
             .service(get("/api/v1/timeline", correlate::timeline))
             .service(get("/api/v1/incidents", correlate::incidents))
             .service(get("/api/v1/incidents/{id}", correlate::incident))
+            .service(get("/api/v1/analyze", analyze::analyze))
             .service(get("/api/v1/metrics/query", metrics::query))
             .service(get("/api/v1/metrics/anomalies", metrics::anomalies))
             .service(get("/api/v1/metrics/names", metrics::names))

@@ -33,5 +33,5 @@ pub async fn openapi() -> HttpResponse {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.ingest.telemetry().render())
+        .body(state.ingest.telemetry().render() + &state.incidents.render_gauge())
 }

@@ -10,4 +10,6 @@ pub mod load;
 pub mod sampling;
 mod suite;
 
+pub(crate) use suite::{wait_indexed, Served};
+
 pub use suite::{run_suite, SuiteOptions};

@@ -23,19 +23,19 @@ pub struct SuiteOptions {
 }
 
 /// A `weft serve` child process on a temporary data directory.
-pub(super) struct Served {
+pub(crate) struct Served {
     child: Child,
-    pub(super) http: String,
-    pub(super) dir: PathBuf,
+    pub(crate) http: String,
+    pub(crate) dir: PathBuf,
 }
 
 impl Served {
     fn start(sink: &str) -> Result<Served, String> {
-        Served::start_with(sink, &[])
+        Self::start_with(sink, &[])
     }
 
-    /// `start` with extra `WEFT_*` settings.
-    pub(super) fn start_with(sink: &str, env: &[(&str, &str)]) -> Result<Served, String> {
+    /// A server with these extra `WEFT_*` settings.
+    pub(crate) fn start_with(sink: &str, env: &[(&str, &str)]) -> Result<Served, String> {
         let dir =
             std::env::temp_dir().join(format!("weft-bench-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -100,25 +100,36 @@ impl Served {
             .map_or(0, |kb| kb * 1024)
     }
 
-    pub(super) fn metric(&self, sample: &str) -> f64 {
-        reqwest::blocking::get(format!("{}/metrics", self.http))
-            .and_then(|r| r.text())
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
-            .unwrap_or(0.0)
+    /// One sample of this server's `/metrics`, 0 when absent.
+    pub(crate) fn metric(&self, sample: &str) -> f64 {
+        metric(&self.http, sample)
     }
 
     /// Waits until `count` documents of `signal` are searchable; returns how long it took.
-    pub(super) fn wait_indexed(&self, signal: Signal, count: u64) -> Duration {
-        let started = Instant::now();
-        let sample = format!("weft_index_documents{{signal=\"{}\"}}", signal.as_str());
-        while (self.metric(&sample) as u64) < count && started.elapsed() < Duration::from_secs(600)
-        {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        started.elapsed()
+    pub(crate) fn wait_indexed(&self, signal: Signal, count: u64) -> Duration {
+        wait_indexed(&self.http, signal, count)
     }
+}
+
+/// One sample of a server's `/metrics`, 0 when absent.
+fn metric(base: &str, sample: &str) -> f64 {
+    reqwest::blocking::get(format!("{base}/metrics"))
+        .and_then(|r| r.text())
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Waits (up to 10 minutes) until the server at `base` has `count` documents of `signal`
+/// searchable; returns how long it took.
+pub(crate) fn wait_indexed(base: &str, signal: Signal, count: u64) -> Duration {
+    let started = Instant::now();
+    let sample = format!("weft_index_documents{{signal=\"{}\"}}", signal.as_str());
+    while (metric(base, &sample) as u64) < count && started.elapsed() < Duration::from_secs(600) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    started.elapsed()
 }
 
 impl Drop for Served {
@@ -315,9 +326,9 @@ fn query_figures(opts: &SuiteOptions, rt: &tokio::runtime::Runtime) -> Result<()
         }
     }
     let loaded_until = crate::now_ns() / 1_000_000_000;
-    let spans = served.metric("weft_index_documents{signal=\"spans\"}") as u64;
-    let logs = served.metric("weft_index_documents{signal=\"logs\"}") as u64;
-    let points = served.metric("weft_index_documents{signal=\"metrics\"}") as u64;
+    let spans = metric(&served.http, "weft_index_documents{signal=\"spans\"}") as u64;
+    let logs = metric(&served.http, "weft_index_documents{signal=\"logs\"}") as u64;
+    let points = metric(&served.http, "weft_index_documents{signal=\"metrics\"}") as u64;
     println!(
         "\n## Queries ({spans} spans, {logs} logs and {points} metric points (RED included) loaded; {} of each query, one at a time)\n",
         opts.queries

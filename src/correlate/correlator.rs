@@ -169,6 +169,26 @@ impl Correlator {
             .ok_or_else(|| CorrelateError::NotFound(format!("no incident {id:?}")))
     }
 
+    /// Detection and ranking over any stored window, as the live detector would judge it at
+    /// the window's end (`services` empty: every service). Nothing is saved.
+    pub fn analyze(
+        &self,
+        tenant: &TenantId,
+        (start_ns, end_ns): (u64, u64),
+        services: &[String],
+    ) -> Result<Vec<Incident>, CorrelateError> {
+        let only = (!services.is_empty()).then_some(services);
+        Ok(super::incidents::analyze(
+            &self.store,
+            tenant,
+            start_ns,
+            end_ns,
+            only,
+            &self.detector,
+            &self.anomalies,
+        )?)
+    }
+
     /// The traces behind a spike of the series `selector` names.
     pub fn spike(
         &self,

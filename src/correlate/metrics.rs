@@ -78,7 +78,8 @@ pub fn anomalies(s: &Series, spec: &Spec, t: &Thresholds) -> Vec<Anomaly> {
         }
     }
     let at = |i: usize| spec.start_ns + i as u64 * spec.step_ns;
-    stats::detect(&values, t)
+    let t = sparse_baseline(s, spec, t);
+    stats::detect(&values, &t)
         .into_iter()
         .map(|d| Anomaly {
             kind: d.kind,
@@ -91,6 +92,31 @@ pub fn anomalies(s: &Series, spec: &Spec, t: &Thresholds) -> Vec<Anomaly> {
             ongoing: d.ongoing,
         })
         .collect()
+}
+
+/// The thresholds for a series reported less often than once a step (a metric exported every
+/// 60 s, judged on 5 s steps): the baseline it needs is `min_baseline_points` steps' worth of
+/// time, but never fewer than 3 of its own points. Counting its points alone would ask for
+/// six minutes of history of a per-minute metric, more than a back-filled case often has.
+fn sparse_baseline(s: &Series, spec: &Spec, t: &Thresholds) -> Thresholds {
+    let mut gaps: Vec<f64> = s
+        .points
+        .windows(2)
+        .map(|w| w[1].0.saturating_sub(w[0].0) as f64)
+        .filter(|g| *g > 0.0)
+        .collect();
+    let Some(interval) = stats::median(&mut gaps) else {
+        return t.clone();
+    };
+    let per_step = spec.step_ns as f64 / interval;
+    if per_step >= 1.0 {
+        return t.clone();
+    }
+    let wanted = (t.min_baseline_points as f64 * per_step).ceil() as usize;
+    Thresholds {
+        min_baseline_points: wanted.clamp(3, t.min_baseline_points.max(3)),
+        ..t.clone()
+    }
 }
 
 #[cfg(test)]
@@ -126,5 +152,31 @@ mod tests {
             !found[0].ongoing,
             "the steps after the last point are zeros"
         );
+    }
+
+    #[test]
+    fn a_per_minute_metric_with_five_minutes_of_baseline_is_judged() {
+        // Judged on 5 s steps: one point a minute, 5 of baseline, then a jump.
+        let m = 60 * S;
+        let mut points: Vec<(u64, f64)> = (0..5).map(|i| (i * m, 10.0 + i as f64 % 2.0)).collect();
+        points.extend((5..8).map(|i| (i * m, 90.0)));
+        let series = Series {
+            name: "cpu".into(),
+            kind: "gauge",
+            unit: "1".into(),
+            labels: Default::default(),
+            points,
+            exemplars: Vec::new(),
+        };
+        let spec = Spec {
+            start_ns: 0,
+            end_ns: 8 * m,
+            step_ns: 5 * S,
+            quantiles: vec![],
+            by: None,
+        };
+        let found = anomalies(&series, &spec, &Thresholds::default());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].start_ns, 5 * m);
     }
 }

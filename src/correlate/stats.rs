@@ -1,7 +1,8 @@
 //! Robust statistics for anomaly detection: each point of a series is compared with the median
 //! of the points just before it, in units of their median absolute deviation (MAD). Median and
-//! MAD ignore the outliers they are looking for, so one spike does not hide the next, and a
-//! level shift ends by itself once the trailing window has moved to the new level.
+//! MAD ignore the outliers they are looking for, so one spike does not hide the next. Points of
+//! an anomaly never join the baseline: a level shift lasts until the series returns to its
+//! old level.
 
 use serde::{Deserialize, Serialize};
 
@@ -143,10 +144,9 @@ fn deviation(x: f64, med: f64, sigma: f64, t: &Thresholds) -> Option<f64> {
 /// Finds spikes and level shifts. `None` values (empty steps) are skipped: they neither count
 /// as baseline nor break a run.
 ///
-/// Each point is compared with the median of the trailing baseline, so a level shift ends by
-/// itself once the window has moved to the new level. The spread is taken from the baseline
-/// as it was when a run began: the run's own points would otherwise inflate it and cut the
-/// run short.
+/// Each point is compared with the median of the trailing baseline of normal points. The
+/// spread is taken from the baseline as it was when a run began: the run's own points would
+/// otherwise inflate it and cut the run short.
 pub fn detect(values: &[Option<f64>], t: &Thresholds) -> Vec<Detected> {
     let mut out: Vec<Detected> = Vec::new();
     let mut history: Vec<f64> = Vec::new();
@@ -163,7 +163,12 @@ pub fn detect(values: &[Option<f64>], t: &Thresholds) -> Vec<Detected> {
         } else {
             None
         };
-        history.push(x);
+        // The baseline does not absorb an ongoing anomaly: a run's points stay out of the
+        // history, so an hour-long fault stays one anomaly and the return to normal ends it
+        // instead of looking like a second, opposite change.
+        if verdict.is_none() {
+            history.push(x);
+        }
         match (verdict, run.as_mut()) {
             (Some((z, _, _)), Some((r, len, _))) => {
                 *len += 1;
@@ -245,23 +250,28 @@ mod tests {
     }
 
     #[test]
-    fn a_level_shift_is_long_and_ends_when_the_baseline_catches_up() {
+    fn a_level_shift_lasts_until_the_series_returns_and_the_return_is_no_anomaly() {
+        // 1 for 20 points, 5 for 200 (far longer than the 12-point baseline), 1 again.
         let mut xs = vec![1.0; 20];
-        xs.extend(vec![5.0; 40]);
+        xs.extend(vec![5.0; 200]);
+        xs.extend(vec![1.0; 20]);
         let t = Thresholds {
             baseline_points: 12,
             ..Thresholds::default()
         };
         let found = detect(&series(&xs), &t);
-        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found.len(),
+            1,
+            "one anomaly, no second one for the recovery: {found:?}"
+        );
         let a = &found[0];
         assert_eq!(a.kind, AnomalyKind::LevelShift);
-        assert_eq!(a.start, 20);
-        // The run lasts until the trailing median reaches 5: at index 26 half of the 12
-        // baseline points are 5 (median 3, still 2 away with the spread of the all-1 baseline
-        // the run began with); at 27 the median is 5.
-        assert_eq!(a.end, 26);
+        assert_eq!((a.start, a.end), (20, 219));
         assert!(!a.ongoing);
+        // Still at the new level at the end: ongoing.
+        let found = detect(&series(&xs[..200]), &t);
+        assert_eq!((found.len(), found[0].ongoing), (1, true));
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub struct Node {
     pub on_critical_path: bool,
     /// Duration not covered by any child.
     pub self_time_ns: u64,
+    /// The part of its own time that is on the critical path. Over a trace these sum to the
+    /// longest root's duration: each moment of it belongs to exactly one span.
+    pub critical_self_ns: u64,
     /// Indexes into the logs given to `build`.
     pub logs: Vec<usize>,
 }
@@ -98,7 +101,8 @@ pub fn build(spans: &[Span], logs: &[LogRecord]) -> TraceTree {
                 span: i,
                 depth,
                 missing_parent: s.parent_span_id.is_some_and(|p| !by_id.contains_key(&p)),
-                on_critical_path: critical.contains(&i),
+                on_critical_path: critical.contains_key(&i),
+                critical_self_ns: critical.get(&i).copied().unwrap_or(0),
                 self_time_ns: s.duration_ns() - covered(kids, s.start_ns, s.end_ns),
                 logs: Vec::new(),
             }
@@ -116,7 +120,7 @@ pub fn build(spans: &[Span], logs: &[LogRecord]) -> TraceTree {
             None => trace_logs.push(li),
         }
     }
-    let mut path: Vec<usize> = critical.into_iter().collect();
+    let mut path: Vec<usize> = critical.into_keys().collect();
     path.sort_by_key(|&i| (spans[i].start_ns, spans[i].span_id));
     TraceTree {
         nodes,
@@ -125,35 +129,91 @@ pub fn build(spans: &[Span], logs: &[LogRecord]) -> TraceTree {
     }
 }
 
-/// The spans that bound the trace's end-to-end time: from the end of the longest root walking
-/// back, at each moment the child that finished last before it, recursively (Jaeger's
-/// definition).
-fn critical_path(
-    spans: &[Span],
-    children: &[Vec<usize>],
-    roots: &[usize],
-) -> std::collections::HashSet<usize> {
-    let mut on_path = std::collections::HashSet::new();
+/// OTLP span kinds that call out of the process.
+const CLIENT: i32 = 3;
+const PRODUCER: i32 = 4;
+
+/// The children the critical path walks: the recorded ones, except that a childless span
+/// that covers (nine tenths or more of) an outgoing call of its own service recorded as its
+/// sibling — a framework's request-handler span beside the client call it made — is given
+/// that call as its child. Otherwise the handler, finishing last, takes the request's whole
+/// time as its own and the caller looks like the service that grew.
+fn path_children(spans: &[Span], children: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let calls_out =
+        |b: usize| !children[b].is_empty() || matches!(spans[b].kind, CLIENT | PRODUCER);
+    let covers = |a: usize, b: usize| {
+        let (x, y) = (&spans[a], &spans[b]);
+        let overlap = x
+            .end_ns
+            .min(y.end_ns)
+            .saturating_sub(x.start_ns.max(y.start_ns));
+        a != b
+            && x.service == y.service
+            && children[a].is_empty()
+            && !calls_out(a)
+            && calls_out(b)
+            && x.duration_ns() >= y.duration_ns()
+            && overlap as f64 >= 0.9 * y.duration_ns() as f64
+    };
+    let mut out = children.to_vec();
+    for kids in children {
+        for &b in kids {
+            // The shortest handler covering the call takes it.
+            let Some(&a) = kids
+                .iter()
+                .filter(|&&a| covers(a, b))
+                .min_by_key(|&&a| (spans[a].duration_ns(), spans[a].span_id))
+            else {
+                continue;
+            };
+            for list in out.iter_mut() {
+                list.retain(|&x| x != b);
+            }
+            out[a].push(b);
+        }
+    }
+    out
+}
+
+/// The spans that bound the trace's end-to-end time, each with the time it is on the path
+/// itself: from the end of the longest root walking back, at each moment the child that
+/// finished last before it (Jaeger's definition). A child's time is clamped to the part of
+/// its parent's window it covers, so every moment of the root is counted once, by the span
+/// that was working then rather than waiting.
+fn critical_path(spans: &[Span], children: &[Vec<usize>], roots: &[usize]) -> HashMap<usize, u64> {
+    let mut on_path: HashMap<usize, u64> = HashMap::new();
     let Some(&root) = roots
         .iter()
         .max_by_key(|&&i| (spans[i].duration_ns(), std::cmp::Reverse(spans[i].start_ns)))
     else {
         return on_path;
     };
-    let mut stack = vec![(root, spans[root].end_ns)];
-    while let Some((i, until)) = stack.pop() {
-        if !on_path.insert(i) {
+    let children = path_children(spans, children);
+    let mut stack = vec![(root, spans[root].start_ns, spans[root].end_ns)];
+    while let Some((i, lo, hi)) = stack.pop() {
+        if on_path.contains_key(&i) {
             continue;
         }
-        let mut t = spans[i].end_ns.min(until);
+        let mut own = 0;
+        let mut t = hi;
         let mut kids = children[i].clone();
-        kids.sort_by_key(|&c| std::cmp::Reverse(spans[c].end_ns));
+        kids.sort_by_key(|&c| std::cmp::Reverse((spans[c].end_ns, spans[c].start_ns)));
         for c in kids {
-            if spans[c].start_ns < t && spans[c].start_ns >= spans[i].start_ns {
-                stack.push((c, t));
-                t = spans[c].start_ns;
+            if t <= lo {
+                break;
             }
+            let (cs, ce) = (spans[c].start_ns, spans[c].end_ns);
+            if cs >= t || ce <= lo {
+                continue;
+            }
+            let until = ce.min(t);
+            own += t - until;
+            let from = cs.max(lo);
+            stack.push((c, from, until));
+            t = from;
         }
+        own += t.saturating_sub(lo);
+        on_path.insert(i, own);
     }
     on_path
 }
@@ -211,6 +271,46 @@ mod tests {
         // inside b, c. Every span is on this path.
         let ids: Vec<u8> = t.critical_path.iter().map(|s| s.0[0]).collect();
         assert_eq!(ids, vec![1, 3, 2, 4]);
+        // On the path: root 90..100, a 0..20, b 20..30 and 80..90, c 30..80.
+        let on_path: Vec<u64> = t.nodes.iter().map(|n| n.critical_self_ns).collect();
+        assert_eq!(on_path, vec![10, 20, 20, 50]);
+    }
+
+    #[test]
+    fn on_path_times_sum_to_the_duration_beside_a_whole_request_handler_span() {
+        // A real gateway: the server span 0..5200; beside the outgoing client call (1..5199,
+        // into the shop 2..5198) a childless handler span 2..5200 that lasts the whole request,
+        // recorded as the call's sibling.
+        let mut spans = vec![
+            span(1, None, 0, 5200),
+            span(2, Some(1), 2, 5200),
+            span(3, Some(1), 1, 5199),
+            span(4, Some(3), 2, 5198),
+        ];
+        spans[3].service = "shop".into();
+        let t = build(&spans, &[]);
+        let total: u64 = t.nodes.iter().map(|n| n.critical_self_ns).sum();
+        assert_eq!(total, 5200, "{:?}", t.nodes);
+        let shop = t.nodes.iter().find(|n| n.span == 3).unwrap();
+        assert_eq!(
+            shop.critical_self_ns, 5196,
+            "the shop's work is the request's time"
+        );
+        let handler = t.nodes.iter().find(|n| n.span == 1).unwrap();
+        assert!(handler.critical_self_ns <= 2, "{handler:?}");
+        // Partly hidden children only count for what they cover.
+        let spans = vec![
+            span(1, None, 0, 100),
+            span(2, Some(1), 50, 100),
+            span(3, Some(1), 0, 80),
+        ];
+        let t = build(&spans, &[]);
+        let on: Vec<(usize, u64)> = t
+            .nodes
+            .iter()
+            .map(|n| (n.span, n.critical_self_ns))
+            .collect();
+        assert_eq!(on, vec![(0, 0), (2, 50), (1, 50)]);
     }
 
     #[test]

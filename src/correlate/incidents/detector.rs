@@ -1,158 +1,19 @@
-//! Incidents: anomalies of the watched signals grouped in time across services. A background
-//! detector looks every `incidents.interval_ms`: an anomaly that no incident holds joins the
-//! open incident it is close to in time, or opens a new one; an incident closes once none of
-//! its anomalies has been active for `incidents.close_after_secs`. Each change re-ranks the
-//! suspected origins and picks the exemplar traces. Incidents are JSON files under
-//! `<data_dir>/incidents/`, written atomically, so they survive a restart.
-//!
-//! The detector's clock is each tenant's newest indexed record time, not the wall clock, so
-//! back-filled or replayed data is judged in its own time.
+//! The detector: each look evaluates the watched series over the step grid and folds the
+//! anomalies it finds into the tenant's incidents.
 
-use super::origin::{self, Origin};
-use super::stats::Thresholds;
-use super::watch::{self, Watched};
+use super::{analyse, Incident, Incidents, Status};
 use crate::config::{AnomalySettings, IncidentSettings};
-use crate::index::{Filter, IndexError, Pick, Store, STATUS_ERROR};
-use crate::model::{Span, TenantId, TraceId};
-use parking_lot::RwLock;
-use serde::{Deserialize, Serialize};
+use crate::correlate::stats::Thresholds;
+use crate::correlate::watch::{self, Watched};
+use crate::index::{IndexError, Store};
+use crate::model::TenantId;
+use crate::notify::Event;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Traces read per incident analysis: the slowest and the failed of the window, and a
-/// baseline sample before it.
-const ANALYSIS_TRACES: usize = 30;
-/// Exemplar traces kept per incident.
-const EXEMPLAR_TRACES: usize = 10;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Open,
-    Closed,
-}
-
-/// A span of a trace, as an incident names it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SpanRef {
-    pub service: String,
-    pub name: String,
-    pub span_id: String,
-    pub duration_ns: u64,
-    pub failed: bool,
-}
-
-impl From<&Span> for SpanRef {
-    fn from(s: &Span) -> Self {
-        SpanRef {
-            service: s.service.clone(),
-            name: s.name.clone(),
-            span_id: s.span_id.to_hex(),
-            duration_ns: s.duration_ns(),
-            failed: s.status_code == 2,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TraceRef {
-    pub trace_id: String,
-    pub root: Option<SpanRef>,
-    /// The trace's worst span of the top suspected origin, when it passed through it.
-    pub origin_span: Option<SpanRef>,
-    pub services: Vec<String>,
-    pub failed: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Incident {
-    pub id: String,
-    pub tenant: String,
-    pub status: Status,
-    /// Wall-clock time the detector opened it.
-    pub detected_ns: u64,
-    /// Start of its first anomaly.
-    pub start_ns: u64,
-    /// Latest end of its anomalies.
-    pub last_activity_ns: u64,
-    pub closed_ns: Option<u64>,
-    pub services: Vec<String>,
-    pub anomalies: Vec<Watched>,
-    pub origins: Vec<Origin>,
-    pub exemplar_traces: Vec<TraceRef>,
-}
-
-impl Incident {
-    /// The incident's window: first anomaly start to close (or latest activity).
-    pub fn end_ns(&self, step_ns: u64) -> u64 {
-        self.closed_ns.unwrap_or(self.last_activity_ns + step_ns)
-    }
-}
-
-/// Every incident, in memory and on disk.
-pub struct Incidents {
-    dir: PathBuf,
-    all: RwLock<BTreeMap<String, Incident>>,
-}
-
-impl Incidents {
-    pub fn open(data_dir: &Path) -> std::io::Result<Arc<Incidents>> {
-        let dir = data_dir.join("incidents");
-        std::fs::create_dir_all(&dir)?;
-        let mut all = BTreeMap::new();
-        for entry in std::fs::read_dir(&dir)? {
-            let path = entry?.path();
-            if path.extension().is_none_or(|e| e != "json") {
-                continue;
-            }
-            match serde_json::from_slice::<Incident>(&std::fs::read(&path)?) {
-                Ok(i) => {
-                    all.insert(i.id.clone(), i);
-                }
-                Err(e) => {
-                    tracing::error!(path = %path.display(), error = %e, "unreadable incident file; skipped")
-                }
-            }
-        }
-        Ok(Arc::new(Incidents {
-            dir,
-            all: RwLock::new(all),
-        }))
-    }
-
-    fn save(&self, i: &Incident) -> std::io::Result<()> {
-        use std::io::Write;
-        let tmp = self.dir.join(format!("{}.json.tmp", i.id));
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(i).map_err(std::io::Error::other)?)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, self.dir.join(format!("{}.json", i.id)))?;
-        std::fs::File::open(&self.dir)?.sync_all()
-    }
-
-    /// A tenant's incidents, newest first.
-    pub fn list(&self, tenant: &TenantId) -> Vec<Incident> {
-        let mut out: Vec<Incident> = self
-            .all
-            .read()
-            .values()
-            .filter(|i| i.tenant == tenant.as_str())
-            .cloned()
-            .collect();
-        out.sort_by(|a, b| b.start_ns.cmp(&a.start_ns).then(b.id.cmp(&a.id)));
-        out
-    }
-
-    pub fn get(&self, tenant: &TenantId, id: &str) -> Option<Incident> {
-        self.all
-            .read()
-            .get(id)
-            .filter(|i| i.tenant == tenant.as_str())
-            .cloned()
-    }
-}
+/// How far back a look reaches for the baseline of an anomaly that is still going on.
+const MAX_HOLD_NS: u64 = 6 * 3600 * 1_000_000_000;
 
 /// Whether two sightings are the same anomaly: same series, overlapping in time.
 fn same(a: &Watched, b: &Watched, step_ns: u64) -> bool {
@@ -181,6 +42,17 @@ fn refresh(i: &mut Incident) {
         .filter(|s| !s.is_empty())
         .collect();
     i.services = services.into_iter().collect();
+}
+
+/// An incident's ID, from what opened it: the same stored data gives the same IDs, whether
+/// judged live or on demand.
+fn incident_id(tenant: &TenantId, first: &Watched) -> String {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: stable from run to run (not across Rust releases, which only
+    // matters for a re-analysis comparing IDs across an upgrade).
+    let mut h = std::hash::DefaultHasher::new();
+    (tenant.as_str(), &first.series, first.anomaly.start_ns).hash(&mut h);
+    format!("inc-{:012x}", h.finish() & 0xffff_ffff_ffff)
 }
 
 /// Folds one look's anomalies into a tenant's incidents; returns the IDs that changed.
@@ -231,7 +103,7 @@ pub fn absorb(
             }
             None => {
                 let mut inc = Incident {
-                    id: format!("inc-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+                    id: incident_id(tenant, &w),
                     tenant: tenant.as_str().to_string(),
                     status: Status::Open,
                     detected_ns: crate::now_ns(),
@@ -271,134 +143,75 @@ pub fn absorb(
     changed
 }
 
-/// The spans of each of `ids`' traces.
-fn traces(store: &Store, tenant: &TenantId, ids: &[TraceId]) -> Result<Vec<Vec<Span>>, IndexError> {
-    ids.iter()
-        .map(|t| store.trace(tenant, *t).map(|r| r.spans))
-        .filter(|r| !matches!(r, Ok(s) if s.is_empty()))
-        .collect()
+/// The top suspected origin of an incident.
+fn top(i: &Incident) -> Option<String> {
+    i.origins.first().map(|o| o.service.clone())
 }
 
-fn trace_ids(found: Vec<Span>, into: &mut Vec<TraceId>, cap: usize) {
-    for s in found {
-        if into.len() >= cap {
-            break;
-        }
-        if !into.contains(&s.trace_id) {
-            into.push(s.trace_id);
-        }
-    }
-}
-
-/// Ranks the suspected origins and picks the exemplar traces of an incident.
-pub fn analyse(
+/// The one path from a look's anomalies to incidents, for the live detector and for analysis
+/// on demand alike: anomalies shorter than `min_anomaly_steps` are dropped, the rest folded
+/// into `incidents`, and each incident that opened, gained an anomaly or closed is ranked
+/// again. (Origins cost dozens of trace reads: not redone each time an ongoing anomaly grows.)
+/// Returns the IDs that changed.
+pub fn judge(
     store: &Store,
     tenant: &TenantId,
-    inc: &mut Incident,
-    step_ns: u64,
-) -> Result<(), IndexError> {
-    let start = inc.start_ns;
-    let end = inc.end_ns(step_ns);
-    let window = Filter {
-        services: inc.services.clone(),
-        start_ns: start,
-        end_ns: end,
-        ..Filter::default()
-    };
-    let mut ids: Vec<TraceId> = Vec::new();
-    let mut exemplars: Vec<(f64, TraceId)> = inc
-        .anomalies
-        .iter()
-        .flat_map(|a| a.exemplars.iter())
-        .filter_map(|e| e.trace_id.map(|t| (e.value, t)))
+    incidents: &mut Vec<Incident>,
+    anomalies: Vec<Watched>,
+    now_ns: u64,
+    s: &IncidentSettings,
+) -> Result<BTreeSet<String>, IndexError> {
+    let step = s.step_secs * 1_000_000_000;
+    let seen: Vec<Watched> = anomalies
+        .into_iter()
+        .filter(|w| (w.anomaly.end_ns - w.anomaly.start_ns) / step + 1 >= s.min_anomaly_steps)
         .collect();
-    exemplars.sort_by(|a, b| b.0.total_cmp(&a.0));
-    for (_, t) in exemplars {
-        if !ids.contains(&t) && ids.len() < ANALYSIS_TRACES {
-            ids.push(t);
+    let before: BTreeMap<String, (Status, usize)> = incidents
+        .iter()
+        .map(|i| (i.id.clone(), (i.status, i.anomalies.len())))
+        .collect();
+    let changed = absorb(incidents, tenant, seen, now_ns, s);
+    for inc in incidents.iter_mut().filter(|i| changed.contains(&i.id)) {
+        if before.get(&inc.id) != Some(&(inc.status, inc.anomalies.len())) {
+            analyse(store, tenant, inc, step)?;
         }
     }
-    let cap = ids.len() + ANALYSIS_TRACES;
-    trace_ids(
-        store.select_spans(tenant, &window, Pick::Slowest, ANALYSIS_TRACES)?,
-        &mut ids,
-        cap,
-    );
-    let failed = Filter {
-        status: Some(STATUS_ERROR),
-        ..window.clone()
-    };
-    let cap = ids.len() + ANALYSIS_TRACES;
-    trace_ids(
-        store.select_spans(tenant, &failed, Pick::Newest, ANALYSIS_TRACES)?,
-        &mut ids,
-        cap,
-    );
-    let (base_start, base_end) = super::baseline::before(start, end);
-    let before = Filter {
-        start_ns: base_start,
-        end_ns: base_end,
-        ..window.clone()
-    };
-    let mut base_ids = Vec::new();
-    trace_ids(
-        store.select_spans(tenant, &before, Pick::Newest, ANALYSIS_TRACES * 4)?,
-        &mut base_ids,
-        ANALYSIS_TRACES,
-    );
-    let window_traces = traces(store, tenant, &ids)?;
-    let baseline_traces = traces(store, tenant, &base_ids)?;
-    let mut first: Vec<(u64, String)> = Vec::new();
-    for a in &inc.anomalies {
-        match first.iter_mut().find(|(_, s)| *s == a.service) {
-            Some(f) => f.0 = f.0.min(a.anomaly.start_ns),
-            None => first.push((a.anomaly.start_ns, a.service.clone())),
-        }
+    Ok(changed)
+}
+
+/// Detection and ranking over any stored window, as the live detector would have judged it
+/// at the window's end: the incidents it finds, newest first. Nothing is saved.
+pub fn analyze(
+    store: &Store,
+    tenant: &TenantId,
+    start_ns: u64,
+    end_ns: u64,
+    services: Option<&[String]>,
+    s: &IncidentSettings,
+    a: &AnomalySettings,
+) -> Result<Vec<Incident>, IndexError> {
+    let step = s.step_secs * 1_000_000_000;
+    if end_ns <= start_ns + step {
+        return Ok(Vec::new());
     }
-    first.sort();
-    let order: Vec<String> = first
-        .into_iter()
-        .map(|(_, s)| s)
-        .filter(|s| !s.is_empty())
-        .collect();
-    inc.origins = origin::rank(&window_traces, &baseline_traces, &order);
-    let top = inc.origins.first().map(|o| o.service.clone());
-    let mut refs: Vec<(bool, bool, u64, TraceRef)> = window_traces
-        .iter()
-        .map(|spans| {
-            let worst = spans
-                .iter()
-                .filter(|s| Some(&s.service) == top.as_ref())
-                .max_by_key(|s| (s.status_code == 2, s.duration_ns()));
-            let mut services: Vec<String> = spans.iter().map(|s| s.service.clone()).collect();
-            services.sort();
-            services.dedup();
-            let failed = spans.iter().any(|s| s.status_code == 2);
-            let r = TraceRef {
-                trace_id: spans[0].trace_id.to_hex(),
-                root: spans
-                    .iter()
-                    .find(|s| s.parent_span_id.is_none())
-                    .map(SpanRef::from),
-                origin_span: worst.map(SpanRef::from),
-                services,
-                failed,
-            };
-            (
-                worst.is_some(),
-                worst.is_some_and(|w| w.status_code == 2),
-                worst.map_or(0, |w| w.duration_ns()),
-                r,
-            )
-        })
-        .collect();
-    refs.sort_by_key(|r| std::cmp::Reverse((r.0, r.1, r.2)));
-    inc.exemplar_traces = refs
-        .into_iter()
-        .take(EXEMPLAR_TRACES)
-        .map(|r| r.3)
-        .collect();
-    Ok(())
+    let spec = watch::grid(start_ns, end_ns, step);
+    let look = watch::anomalies(
+        store,
+        tenant,
+        services,
+        &spec,
+        s,
+        &Thresholds::from(a),
+        true,
+    )?;
+    let mut found = Vec::new();
+    judge(store, tenant, &mut found, look.anomalies, spec.end_ns, s)?;
+    // Detected, as far as an analysis can say, when the window it judged ended.
+    for i in found.iter_mut() {
+        i.detected_ns = spec.end_ns;
+    }
+    found.sort_by(|a, b| b.start_ns.cmp(&a.start_ns).then(b.id.cmp(&a.id)));
+    Ok(found)
 }
 
 /// The background detector.
@@ -411,6 +224,8 @@ pub struct Detector {
     pub skipped: parking_lot::Mutex<BTreeSet<String>>,
     /// Per tenant, the watched series read so far.
     pub caches: parking_lot::Mutex<BTreeMap<TenantId, watch::Cache>>,
+    /// Where opened, changed and closed incidents are sent, when configured.
+    pub notify: Option<Arc<crate::notify::Notifier>>,
 }
 
 /// A tenant's cache, created empty on first use.
@@ -435,7 +250,26 @@ impl Detector {
         let s = &self.settings;
         let step = s.step_secs * 1_000_000_000;
         let end = clock_ns.saturating_sub(s.settle_secs * 1_000_000_000);
-        let start = end.saturating_sub(s.lookback_secs * 1_000_000_000);
+        // The look reaches back far enough to hold the baseline of every anomaly still going
+        // on (at most `MAX_HOLD_NS`): an hour-long fault is judged against the time before it,
+        // not against itself, however the looks fall.
+        let ongoing = self
+            .incidents
+            .list(tenant)
+            .iter()
+            .filter(|i| i.status == Status::Open)
+            .flat_map(|i| i.anomalies.iter())
+            .filter(|a| a.anomaly.ongoing)
+            .map(|a| a.anomaly.start_ns)
+            .min();
+        let baseline = self.anomalies.baseline_points as u64 * step;
+        let start = ongoing
+            .map(|t| {
+                t.saturating_sub(baseline)
+                    .max(end.saturating_sub(MAX_HOLD_NS))
+            })
+            .unwrap_or(end)
+            .min(end.saturating_sub(s.lookback_secs * 1_000_000_000));
         if end <= start + step {
             return Ok(());
         }
@@ -453,40 +287,31 @@ impl Detector {
                     "metric has more points per look than incidents.max_points; not watched");
             }
         }
-        let seen: Vec<Watched> = look
-            .anomalies
-            .into_iter()
-            .filter(|w| (w.anomaly.end_ns - w.anomaly.start_ns) / step + 1 >= s.min_anomaly_steps)
-            .collect();
         let mut mine = self.incidents.list(tenant);
-        let changed = absorb(&mut mine, tenant, seen, end, s);
-        for mut inc in mine.into_iter().filter(|i| changed.contains(&i.id)) {
-            let before = self
-                .incidents
-                .all
-                .read()
-                .get(&inc.id)
-                .map(|i| (i.status, i.anomalies.len()));
-            // Origins and exemplar traces cost dozens of trace reads: redone when the incident
-            // opens, gains an anomaly or closes, not each time an ongoing anomaly grows.
-            if before.is_none_or(|b| b != (inc.status, inc.anomalies.len())) {
-                analyse(&self.store, tenant, &mut inc, step)?;
-            }
+        let step = s.step_secs * 1_000_000_000;
+        let before: BTreeMap<String, (Status, Option<String>)> = mine
+            .iter()
+            .map(|i| (i.id.clone(), (i.status, top(i))))
+            .collect();
+        let changed = judge(&self.store, tenant, &mut mine, look.anomalies, end, s)?;
+        for inc in mine.into_iter().filter(|i| changed.contains(&i.id)) {
             if let Err(e) = self.incidents.save(&inc) {
                 tracing::error!(id = %inc.id, error = %e, "cannot save incident");
             }
-            let before = before.map(|b| b.0);
-            let (id, services, origin) = (
-                &inc.id,
-                &inc.services,
-                inc.origins.first().map(|o| &o.service),
-            );
-            match (before, inc.status) {
-                (None, _) => tracing::info!(%id, ?services, ?origin, "incident opened"),
-                (Some(Status::Open), Status::Closed) => {
-                    tracing::info!(%id, ?services, ?origin, "incident closed")
-                }
-                _ => tracing::debug!(%id, ?services, ?origin, "incident updated"),
+            let was = before.get(&inc.id);
+            let (id, services, origin) = (&inc.id, &inc.services, top(&inc));
+            let event = match (was, inc.status) {
+                (None, _) => Some(Event::Opened),
+                (Some((Status::Open, _)), Status::Closed) => Some(Event::Closed),
+                (Some((_, o)), Status::Open) if *o != origin => Some(Event::OriginChanged),
+                _ => None,
+            };
+            match event {
+                Some(e) => tracing::info!(%id, ?services, ?origin, event = e.as_str(), "incident"),
+                None => tracing::debug!(%id, ?services, ?origin, "incident updated"),
+            }
+            if let (Some(e), Some(n)) = (event, &self.notify) {
+                n.send(e, &inc, step);
             }
             self.incidents.all.write().insert(inc.id.clone(), inc);
         }
@@ -519,6 +344,8 @@ mod tests {
             signal: "errors".into(),
             service: service.into(),
             series: series.into(),
+            unit: "{error}/s".into(),
+            direction: "rise".into(),
             anomaly: Anomaly {
                 kind: AnomalyKind::Spike,
                 start_ns: start * S,
