@@ -264,6 +264,18 @@ fn the_demo_fault_becomes_an_incident_with_the_right_origin_and_timeline() {
     );
     assert!(diffs.contains(&"status=error"), "{diffs:#?}");
     assert!(detail["timeline"]["entries"].as_array().unwrap().len() > 10);
+    // Every field of a real incident (origins, evidence, anomalies, timeline) is documented.
+    let (_, doc) = server.get_json("/api/v1/openapi.json");
+    let mut drift = Vec::new();
+    for (path, answer) in [
+        ("/api/v1/incidents/{id}", &detail),
+        ("/api/v1/incidents", &list_now(&server)),
+    ] {
+        let schema =
+            &doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        common::undocumented(&doc, schema, answer, path, &mut drift);
+    }
+    assert!(drift.is_empty(), "answered but not documented: {drift:#?}");
 
     // Metric query: RED p95 latency of inventory rises with the fault, with exemplars.
     let window = format!("start={}&end={}", t0 / NS, (t0 + SECONDS * NS) / NS);
@@ -319,4 +331,8 @@ fn the_demo_fault_becomes_an_incident_with_the_right_origin_and_timeline() {
     let (_, after) = again.get_json(&format!("/api/v1/incidents/{id}"));
     assert_eq!(after["id"], id.as_str());
     assert_eq!(after["suspected_origins"][0]["service"], FAULTY);
+}
+
+fn list_now(server: &Server) -> Value {
+    server.get_json("/api/v1/incidents").1
 }

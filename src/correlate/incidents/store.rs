@@ -1,5 +1,8 @@
 //! Incidents on disk: one JSON file per incident under `<data_dir>/incidents/`, written
 //! atomically (temporary file, fsync, rename, fsync of the directory), read back at start.
+//! Each file carries its format version (`"format": 1`); files without one are version 0,
+//! the same shape (fields added since take their defaults). A file from a newer format is
+//! left in place and skipped with an error, never misread.
 
 use super::Incident;
 use crate::model::TenantId;
@@ -7,6 +10,36 @@ use parking_lot::RwLock;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// The incident file format this release writes and reads.
+const FORMAT: u32 = 1;
+
+#[derive(serde::Serialize)]
+struct FileOut<'a> {
+    format: u32,
+    #[serde(flatten)]
+    incident: &'a Incident,
+}
+
+#[derive(serde::Deserialize)]
+struct FileIn {
+    #[serde(default)]
+    format: u32,
+    #[serde(flatten)]
+    incident: Incident,
+}
+
+/// An incident file's contents, or why it cannot be used.
+fn decode(bytes: &[u8]) -> Result<Incident, String> {
+    let file: FileIn = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if file.format > FORMAT {
+        return Err(format!(
+            "format {} is newer than this release reads ({FORMAT})",
+            file.format
+        ));
+    }
+    Ok(file.incident)
+}
 
 /// Every incident, in memory and on disk.
 pub struct Incidents {
@@ -24,7 +57,7 @@ impl Incidents {
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
-            match serde_json::from_slice::<Incident>(&std::fs::read(&path)?) {
+            match decode(&std::fs::read(&path)?) {
                 Ok(i) => {
                     all.insert(i.id.clone(), i);
                 }
@@ -43,7 +76,11 @@ impl Incidents {
         use std::io::Write;
         let tmp = self.dir.join(format!("{}.json.tmp", i.id));
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(i).map_err(std::io::Error::other)?)?;
+        let file = FileOut {
+            format: FORMAT,
+            incident: i,
+        };
+        f.write_all(&serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?)?;
         f.sync_all()?;
         std::fs::rename(&tmp, self.dir.join(format!("{}.json", i.id)))?;
         std::fs::File::open(&self.dir)?.sync_all()
@@ -92,5 +129,27 @@ impl Incidents {
             .get(id)
             .filter(|i| i.tenant == tenant.as_str())
             .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_carry_their_format_and_a_newer_one_is_refused() {
+        let old = std::fs::read("tests/fixtures/data-v0/incidents/inc-ace3a94e38ce.json").unwrap();
+        let incident = decode(&old).expect("a version-0 file (no format field) reads");
+        let written = serde_json::to_vec(&FileOut {
+            format: FORMAT,
+            incident: &incident,
+        })
+        .unwrap();
+        let text = String::from_utf8(written.clone()).unwrap();
+        assert!(text.contains("\"format\":1"), "{text}");
+        assert_eq!(decode(&written).unwrap().id, incident.id);
+        let newer = text.replacen("\"format\":1", "\"format\":2", 1);
+        let e = decode(newer.as_bytes()).unwrap_err();
+        assert!(e.contains("format 2"), "{e}");
     }
 }
