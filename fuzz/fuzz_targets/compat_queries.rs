@@ -10,5 +10,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = weft::compat::logql::parse(&text);
     let _ = weft::compat::logql::parse_label_set(&text);
     let _ = weft::compat::traceql::parse(&text);
-    let _ = weft::compat::params::duration_ns(&text);
+    let _ = weft::model::time::parse_duration(&text);
 });
