@@ -115,7 +115,9 @@ pub fn parse_time_param(name: &str, text: &str, now_ns: u64) -> Result<u64, Stri
         if rest.is_empty() {
             return Ok(now_ns);
         }
-        let (sign, d) = rest.split_at(1);
+        // The sign is one character; split after it, not after a byte (it may not be ASCII).
+        let sign_len = rest.chars().next().map_or(0, char::len_utf8);
+        let (sign, d) = rest.split_at(sign_len);
         let delta = parse_duration(d)
             .filter(|_| sign == "-" || sign == "+")
             .ok_or_else(|| format!("{name}: {text:?} is not like now-15m or now-1.5h"))?;
@@ -181,6 +183,8 @@ mod tests {
         assert!(parse_time_param("start", "now*3m", now).is_err());
         // Found by the query_params fuzzer: a multi-byte unit once split a character.
         assert!(parse_time_param("start", "now-15\u{99}", now).is_err());
+        // Found by the query_params fuzzer: a multi-byte character where the sign goes.
+        assert!(parse_time_param("start", "now\u{fffd}\u{fffd}=", now).is_err());
         // Past what the index can hold.
         assert!(parse_time_param("end", "2300-01-01T00:00:00Z", now).is_err());
         assert!(parse_time("18446744073709551615").is_none());
