@@ -393,7 +393,16 @@ async fn walk(page: &Page, f: &Facts) {
     );
     page.wait("ol.timeline li.entry").await;
     page.shot("incident").await;
-    let before = page.all("ol.timeline li.entry").await.len();
+    // The view draws the first page, then loads more entries: count once the column is settled.
+    let mut before = page.all("ol.timeline li.entry").await.len();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = page.all("ol.timeline li.entry").await.len();
+        if now == before {
+            break;
+        }
+        before = now;
+    }
     page.wait("input[name=kind][value=logs]")
         .await
         .click()
