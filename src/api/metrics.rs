@@ -4,7 +4,7 @@
 use super::auth::Tenant;
 use super::errors::ApiError;
 use super::params::{ParamError, Params};
-use super::views::{AnomaliesView, MetricQueryView, SeriesView, ThresholdsView};
+use super::views::{AnomaliesView, MetricQueryView, SeriesView};
 use super::{blocking, AppState};
 use crate::correlate::series::{parse_selector, Selector, Spec};
 use crate::correlate::stats::{Direction, Thresholds};
@@ -87,7 +87,7 @@ pub async fn anomalies(
         blocking(move || correlator.metric_anomalies(&tenant, &selector, &spec2, &t2)).await?;
     Ok(HttpResponse::Ok().json(AnomaliesView {
         step_ns: spec.step_ns,
-        thresholds: ThresholdsView::from(&t),
+        thresholds: &t,
         series: found
             .iter()
             .map(|(s, anomalies)| SeriesView::new(s, Some(anomalies)))

@@ -6,7 +6,7 @@
 use crate::correlate::diff::{Difference, FeatureKind};
 use crate::correlate::metrics::Anomaly;
 use crate::correlate::series::{Labels, Selector, Series};
-use crate::correlate::stats::{AnomalyKind, Direction, Thresholds};
+use crate::correlate::stats::{AnomalyKind, Thresholds};
 use crate::model::time::{ns_string, rfc3339};
 use crate::model::{attrs_to_json, Exemplar};
 use serde::Serialize;
@@ -128,36 +128,11 @@ pub struct MetricQueryView<'a> {
     pub series: Vec<SeriesView<'a>>,
 }
 
-#[derive(Serialize)]
-pub struct ThresholdsView {
-    pub threshold: f64,
-    pub baseline_points: usize,
-    pub min_baseline_points: usize,
-    pub level_shift_points: usize,
-    pub min_relative_change: f64,
-    pub min_absolute_change: f64,
-    pub direction: Direction,
-}
-
-impl From<&Thresholds> for ThresholdsView {
-    fn from(t: &Thresholds) -> Self {
-        ThresholdsView {
-            threshold: t.threshold,
-            baseline_points: t.baseline_points,
-            min_baseline_points: t.min_baseline_points,
-            level_shift_points: t.level_shift_points,
-            min_relative_change: t.min_relative_change,
-            min_absolute_change: t.min_absolute_change,
-            direction: t.direction,
-        }
-    }
-}
-
 /// `GET /api/v1/metrics/anomalies`.
 #[derive(Serialize)]
 pub struct AnomaliesView<'a> {
     pub step_ns: u64,
-    pub thresholds: ThresholdsView,
+    pub thresholds: &'a Thresholds,
     pub series: Vec<SeriesView<'a>>,
 }
 

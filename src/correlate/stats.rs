@@ -48,7 +48,8 @@ pub enum Direction {
     Both,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Serialized as the anomalies answer reports the thresholds it used.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Thresholds {
     /// Robust z-score (deviation / (1.4826 × MAD)) at or above which a point is anomalous.
     pub threshold: f64,
