@@ -262,9 +262,7 @@ pub async fn timeline(
         return Err(e.into());
     }
     let subject = if let Some(t) = p.get("trace_id") {
-        let id = TraceId::from_hex(t)
-            .map_err(|e| ParamError::new("trace_id", format!("trace_id: {e}")))?;
-        Subject::Trace(id)
+        Subject::Trace(super::params::trace_id("trace_id", t)?)
     } else if let Some(id) = p.get("incident") {
         Subject::Incident(id.to_string())
     } else {

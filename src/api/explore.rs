@@ -4,17 +4,12 @@
 
 use super::auth::Tenant;
 use super::errors::ApiError;
-use super::params::{ParamError, Params};
+use super::params::{trace_id, ParamError, Params};
 use super::{blocking, AppState};
-use crate::model::TraceId;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 const DEFAULT_LATENCY_WINDOW_NS: u64 = 3600 * 1_000_000_000;
 const MAX_LATENCY_WINDOW_NS: u64 = 7 * 86_400 * 1_000_000_000;
-
-fn trace_id(name: &str, v: &str) -> Result<TraceId, ParamError> {
-    TraceId::from_hex(v).map_err(|e| ParamError::new(name, format!("{name}: {e}")))
-}
 
 /// `GET /api/v1/traces/{trace_id}/latency?window=1h`: each span's duration as a percentile of
 /// its operation's durations from `window` before the trace to its end.

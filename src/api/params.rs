@@ -7,6 +7,7 @@
 
 use crate::error::{ErrorCode, ServiceError};
 use crate::model::time::{parse_duration_param, parse_time_param};
+use crate::model::TraceId;
 use actix_web::web;
 
 /// A parameter that is missing, unknown, doubled or has a value that cannot be used. The
@@ -26,6 +27,11 @@ impl ParamError {
             message: message.into(),
         }
     }
+}
+
+/// A trace ID given as parameter `name` (a query parameter or a path segment).
+pub fn trace_id(name: &str, value: &str) -> Result<TraceId, ParamError> {
+    TraceId::from_hex(value).map_err(|e| ParamError::new(name, format!("{name}: {e}")))
 }
 
 impl ServiceError for ParamError {

@@ -163,15 +163,16 @@ pub async fn trace(
     Tenant(tenant): Tenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let trace_id = TraceId::from_hex(&path)
-        .map_err(|e| ParamError::new("trace_id", format!("trace_id: {e}")))?;
+    let trace_id = super::params::trace_id("trace_id", &path)?;
     // Opening a trace is a reason to keep it (the `user` sampling policy).
     state.sampling.opened(&tenant, trace_id);
-    let sampling = super::sampling::state_json(&state.sampling.state(&tenant, trace_id));
+    let sampled = state.sampling.state(&tenant, trace_id);
+    let decided = !matches!(sampled, crate::sampling::State::Unknown);
+    let sampling = super::sampling::state_json(&sampled);
     let correlator = state.correlator.clone();
     let answer = blocking(move || correlator.trace(&tenant, trace_id)).await?;
     // A trace sampling dropped answers with its decision, never a bare 404.
-    if answer.is_empty() && sampling.is_null() {
+    if answer.is_empty() && !decided {
         return Err(ApiError::not_found(format!(
             "no spans, logs or exemplars for trace {trace_id}"
         )));
@@ -186,7 +187,7 @@ pub async fn trace(
         .metrics
         .iter()
         .partition(|m| m.scope.name == crate::index::RED_SCOPE);
-    if records.spans.is_empty() && !sampling.is_null() {
+    if records.spans.is_empty() && decided {
         // Sampling dropped its spans: the decision is the answer, with what was kept of the
         // trace's logs and every exemplar (metric points are never dropped).
         return Ok(HttpResponse::Ok().json(json!({

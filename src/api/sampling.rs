@@ -3,9 +3,8 @@
 
 use super::auth::Tenant;
 use super::errors::ApiError;
-use super::params::{ParamError, Params};
+use super::params::{trace_id, ParamError, Params};
 use super::AppState;
-use crate::model::TraceId;
 use crate::sampling::{remote, State};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
@@ -58,11 +57,8 @@ pub async fn probabilities(Tenant(tenant): Tenant, state: web::Data<AppState>) -
     }))
 }
 
-fn trace_param(path: &str) -> Result<TraceId, ParamError> {
-    TraceId::from_hex(path).map_err(|e| ParamError::new("trace_id", format!("trace_id: {e}")))
-}
-
-/// The sampling state of a trace as JSON: its decision, or why there is none.
+/// The sampling state of a trace as JSON: its decision, or why there is none. Every answer
+/// that carries a trace's sampling state (decision, bookmark, trace) renders it here.
 pub fn state_json(state: &State) -> serde_json::Value {
     match state {
         State::Decided(d) => d.to_json(),
@@ -71,7 +67,11 @@ pub fn state_json(state: &State) -> serde_json::Value {
             "reason": "the trace is not complete yet: it is decided once no span came for a while",
             "spans": spans,
         }),
-        State::Unknown => serde_json::Value::Null,
+        State::Unknown => json!({
+            "decision": "none",
+            "reason": "sampling never decided this trace (tail sampling off, or none of its \
+                       spans arrived while it was on), so nothing of it was dropped",
+        }),
     }
 }
 
@@ -81,15 +81,8 @@ pub async fn decision(
     Tenant(tenant): Tenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let trace_id = trace_param(&path)?;
-    let sampling = match state.sampling.state(&tenant, trace_id) {
-        State::Unknown => json!({
-            "decision": "none",
-            "reason": "sampling never decided this trace (tail sampling off, or none of its \
-                       spans arrived while it was on), so nothing of it was dropped",
-        }),
-        s => state_json(&s),
-    };
+    let trace_id = trace_id("trace_id", &path)?;
+    let sampling = state_json(&state.sampling.state(&tenant, trace_id));
     Ok(HttpResponse::Ok().json(json!({"trace_id": trace_id.to_hex(), "sampling": sampling})))
 }
 
@@ -99,7 +92,7 @@ pub async fn bookmark(
     Tenant(tenant): Tenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let trace_id = trace_param(&path)?;
+    let trace_id = trace_id("trace_id", &path)?;
     state.sampling.opened(&tenant, trace_id);
     let s = state.sampling.state(&tenant, trace_id);
     Ok(HttpResponse::Ok().json(
