@@ -224,7 +224,6 @@ pub fn serve(config: Config, mode: SinkMode) -> Result<(), ServeError> {
         config: config.clone(),
         auth,
         ingest,
-        store,
         incidents,
         correlator,
         sampling: sampler,

@@ -19,7 +19,6 @@ mod ui;
 mod views;
 
 use crate::config::Config;
-use crate::index::Store;
 use crate::ingest::IngestService;
 use actix_web::dev::Service;
 use actix_web::web;
@@ -30,9 +29,9 @@ pub struct AppState {
     pub config: Config,
     pub auth: Arc<auth::Auth>,
     pub ingest: Arc<IngestService>,
-    pub store: Arc<Store>,
     pub incidents: Arc<crate::correlate::incidents::Incidents>,
-    /// Every answer that joins signals; handlers call it rather than the indexes.
+    /// Every read: handlers (weft's, the UI's and the compatibility APIs') call it; the
+    /// indexes themselves are not in the handlers' state.
     pub correlator: Arc<crate::correlate::correlator::Correlator>,
     pub sampling: Arc<crate::sampling::Sampler>,
 }

@@ -21,16 +21,14 @@ use super::traceql::SpanFilter;
 use crate::api::params::Params;
 use crate::api::AppState;
 use crate::index::{Filter, Pick};
-use crate::model::{AttrValue, KeyValue, Span, SpanId, TenantId};
+use crate::model::{AttrValue, KeyValue, Span, TenantId};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// Operations whose span kind is looked up for `/api/operations` (one span read each).
 const MAX_KINDED_OPERATIONS: usize = 500;
-/// Spans read to derive the dependency links of a window: the newest.
-pub const DEPENDENCY_SCAN_SPANS: usize = 20_000;
 const DAY_MS: u64 = 86_400_000;
 
 /// Jaeger's paths under `prefix` (`/jaeger`, or `""` for the root, where `/api/traces/{id}`
@@ -330,10 +328,10 @@ pub async fn services(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         Ok(v) => v,
         Err(r) => return r,
     };
-    let store = state.store.clone();
+    let c = state.correlator.clone();
     answer(move || {
         let w = window(&form, u64::MAX)?;
-        let s = span_names(&store, &tenant, Names::Services, w)?;
+        let s = span_names(&c, &tenant, Names::Services, w)?;
         let n = s.len();
         Ok((s, n))
     })
@@ -351,10 +349,10 @@ pub async fn service_operations(
         Err(r) => return r,
     };
     let service = path.into_inner();
-    let store = state.store.clone();
+    let c = state.correlator.clone();
     answer(move || {
         let w = window(&form, u64::MAX)?;
-        let ops = span_names(&store, &tenant, Names::Operations(service), w)?;
+        let ops = span_names(&c, &tenant, Names::Operations(service), w)?;
         let n = ops.len();
         Ok((ops, n))
     })
@@ -378,11 +376,11 @@ pub async fn operations(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
         return jaeger_error(TempoError::Bad("parameter 'service' is required".into()));
     };
     let kind_wanted = form.get("spanKind").map(String::from);
-    let store = state.store.clone();
+    let c = state.correlator.clone();
     answer(move || {
         let w = window(&form, u64::MAX)?;
         let f = span_filter(w, vec![service.clone()]);
-        let names = span_names(&store, &tenant, Names::Operations(service), w)?;
+        let names = span_names(&c, &tenant, Names::Operations(service), w)?;
         let kinded = names.len() <= MAX_KINDED_OPERATIONS;
         let mut ops = Vec::new();
         for name in names {
@@ -391,8 +389,7 @@ pub async fn operations(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
                     name: Some(name.clone()),
                     ..f.clone()
                 };
-                store
-                    .select_spans(&tenant, &g, Pick::Newest, 1)?
+                c.select_spans(&tenant, &g, Pick::Newest, 1)?
                     .first()
                     .map_or("", |s| span_kind(s.kind))
             } else {
@@ -505,10 +502,10 @@ pub async fn find_traces(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
         Ok(s) => s,
         Err(e) => return jaeger_error(e),
     };
-    let store = state.store.clone();
+    let c = state.correlator.clone();
     answer(move || {
         let traces: Vec<JaegerTrace> = if ids.is_empty() {
-            super::search::search(&store, &tenant, &s)?
+            super::search::search(&c, &tenant, &s)?
                 .traces
                 .iter()
                 .map(|f| jaeger_trace(&f.spans))
@@ -516,7 +513,7 @@ pub async fn find_traces(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
         } else {
             let mut out = Vec::new();
             for id in ids.iter().take(MAX_TRACES_READ) {
-                match trace_spans(&store, &tenant, id) {
+                match trace_spans(&c, &tenant, id) {
                     Ok(spans) => out.push(jaeger_trace(&spans)),
                     Err(TempoError::NotFound(_)) => {}
                     Err(e) => return Err(e),
@@ -541,8 +538,8 @@ pub async fn trace(
         Err(r) => return r,
     };
     let id = path.into_inner();
-    let store = state.store.clone();
-    answer(move || Ok((vec![jaeger_trace(&trace_spans(&store, &tenant, &id)?)], 1))).await
+    let c = state.correlator.clone();
+    answer(move || Ok((vec![jaeger_trace(&trace_spans(&c, &tenant, &id)?)], 1))).await
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -553,32 +550,8 @@ pub struct Dependency {
     pub call_count: u64,
 }
 
-/// Calls between services among `spans`: a span whose parent is of another service.
-pub fn dependency_links(spans: &[Span]) -> Vec<Dependency> {
-    let service_of: HashMap<SpanId, &str> = spans
-        .iter()
-        .map(|s| (s.span_id, s.service.as_str()))
-        .collect();
-    let mut calls: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-    for s in spans {
-        if let Some(parent) = s.parent_span_id.and_then(|p| service_of.get(&p)) {
-            if *parent != s.service {
-                *calls.entry((parent, s.service.as_str())).or_default() += 1;
-            }
-        }
-    }
-    calls
-        .into_iter()
-        .map(|((parent, child), call_count)| Dependency {
-            parent: parent.into(),
-            child: child.into(),
-            call_count,
-        })
-        .collect()
-}
-
-/// `GET /api/dependencies?endTs=&lookback=` (milliseconds): links among the newest
-/// `DEPENDENCY_SCAN_SPANS` spans of the window.
+/// `GET /api/dependencies?endTs=&lookback=` (milliseconds): the service map's calls between
+/// services in the window (from its newest spans; see `correlate::service_map`).
 pub async fn dependencies(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let (tenant, form) = match request(&req, &state) {
         Ok(v) => v,
@@ -598,15 +571,18 @@ pub async fn dependencies(req: HttpRequest, state: web::Data<AppState>) -> HttpR
         Ok(w) => w,
         Err(e) => return jaeger_error(e),
     };
-    let store = state.store.clone();
+    let c = state.correlator.clone();
     answer(move || {
-        let spans = store.select_spans(
-            &tenant,
-            &span_filter(w, vec![]),
-            Pick::Newest,
-            DEPENDENCY_SCAN_SPANS,
-        )?;
-        let links = dependency_links(&spans);
+        let links: Vec<Dependency> = c
+            .service_map(&tenant, w)?
+            .edges
+            .into_iter()
+            .map(|e| Dependency {
+                parent: e.from,
+                child: e.to,
+                call_count: e.stats.requests as u64,
+            })
+            .collect();
         let n = links.len();
         Ok((links, n))
     })
@@ -619,7 +595,7 @@ mod tests {
     use crate::model::testing;
 
     #[test]
-    fn traces_and_dependencies_in_jaeger_terms() {
+    fn traces_in_jaeger_terms() {
         let mut root = testing::span(1, None, 10, 50);
         root.service = "frontend".into();
         root.kind = 2;
@@ -642,13 +618,5 @@ mod tests {
             .any(|t| t.key == "error" && t.value == true));
         let v = serde_json::to_value(&t).unwrap();
         assert!(v["spans"][0]["traceID"].is_string() && v["spans"][0]["processID"] == "p1");
-        assert_eq!(
-            dependency_links(&[root, child]),
-            vec![Dependency {
-                parent: "frontend".into(),
-                child: "cart".into(),
-                call_count: 1
-            }]
-        );
     }
 }

@@ -23,7 +23,8 @@ use super::prom_series::{format_value, label_name, PromLabels};
 use super::promql::{self, MAX_SERIES_STEPS, MAX_STEPS};
 use crate::api::params::Params;
 use crate::api::AppState;
-use crate::index::{Filter, IndexError, Pick, Store};
+use crate::correlate::correlator::{CorrelateError, Correlator};
+use crate::index::{Filter, IndexError, Pick};
 use crate::model::{LogRecord, Record, Signal, TenantId};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
@@ -61,6 +62,16 @@ pub enum LokiError {
 impl From<crate::api::params::ParamError> for LokiError {
     fn from(e: crate::api::params::ParamError) -> LokiError {
         LokiError::Bad(e.message)
+    }
+}
+
+impl From<CorrelateError> for LokiError {
+    fn from(e: CorrelateError) -> Self {
+        match e {
+            // The reads LogQL makes have no subject to miss.
+            CorrelateError::NotFound(m) => LokiError::Bad(m),
+            CorrelateError::Index(e) => e.into(),
+        }
     }
 }
 
@@ -312,7 +323,7 @@ fn pushdown(q: &LogQuery, start_ns: u64, end_ns: u64) -> Filter {
 /// Reads the window in slices from the end `pick` starts at, handing each log to `visit`
 /// until it says stop; refuses past `MAX_ENTRIES_SCANNED` records. Returns how many it read.
 fn scan(
-    store: &Store,
+    c: &Correlator,
     tenant: &TenantId,
     f: &Filter,
     pick: Pick,
@@ -331,7 +342,7 @@ fn scan(
             ..f.clone()
         };
         let left = MAX_ENTRIES_SCANNED - read;
-        let records = store.select(Signal::Logs, tenant, &slice, pick, left + 1)?;
+        let records = c.select(Signal::Logs, tenant, &slice, pick, left + 1)?;
         if records.len() > left {
             return bad(format!(
                 "the query would read more than {MAX_ENTRIES_SCANNED} log entries; narrow the \
@@ -363,7 +374,7 @@ fn scan(
 
 /// Up to `limit` entries of a log query, newest or oldest first, grouped into streams.
 pub fn log_streams(
-    store: &Store,
+    c: &Correlator,
     tenant: &TenantId,
     q: &LogQuery,
     (start_ns, end_ns): (u64, u64),
@@ -373,7 +384,7 @@ pub fn log_streams(
     let mut streams: BTreeMap<PromLabels, Vec<Entry>> = BTreeMap::new();
     let mut returned = 0;
     let pick = if forward { Pick::Oldest } else { Pick::Newest };
-    let scanned = scan(store, tenant, &pushdown(q, start_ns, end_ns), pick, |l| {
+    let scanned = scan(c, tenant, &pushdown(q, start_ns, end_ns), pick, |l| {
         if let Some((line, labels)) = run_pipeline(q, &l) {
             streams
                 .entry(labels)
@@ -505,7 +516,7 @@ fn eval_metric(
 /// A metric query's series at every step; the whole window is read, so it is refused when
 /// it holds more than `MAX_ENTRIES_SCANNED` logs.
 pub fn metric_series(
-    store: &Store,
+    c: &Correlator,
     tenant: &TenantId,
     m: &MetricQuery,
     steps: Steps,
@@ -520,7 +531,7 @@ pub fn metric_series(
     let from = steps.start_ns.saturating_sub(range_ns);
     let mut entries: BTreeMap<PromLabels, Vec<(u64, u64)>> = BTreeMap::new();
     let scanned = scan(
-        store,
+        c,
         tenant,
         &pushdown(logs, from, steps.end_ns),
         Pick::Oldest,
@@ -658,16 +669,16 @@ pub async fn query_range(
         Ok(v) => v,
         Err(e) => return loki_error(e),
     };
-    let store = state.store.clone();
+    let c = state.correlator.clone();
     let answer = blocking(move || match q {
-        Query::Logs(l) => log_streams(&store, &tenant, &l, w, limit, forward),
+        Query::Logs(l) => log_streams(&c, &tenant, &l, w, limit, forward),
         Query::Metric(m) => {
             let steps = Steps {
                 start_ns: w.0,
                 end_ns: w.1,
                 step_ns: step,
             };
-            let (series, scanned) = metric_series(&store, &tenant, &m, steps)?;
+            let (series, scanned) = metric_series(&c, &tenant, &m, steps)?;
             Ok(QueryData::Matrix {
                 stats: stats(0, scanned),
                 result: series
@@ -711,14 +722,14 @@ pub async fn query(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
         Ok(v) => v,
         Err(e) => return loki_error(e),
     };
-    let store = state.store.clone();
+    let c = state.correlator.clone();
     let answer = blocking(move || {
         let steps = Steps {
             start_ns: t,
             end_ns: t,
             step_ns: 1,
         };
-        let (series, scanned) = metric_series(&store, &tenant, &m, steps)?;
+        let (series, scanned) = metric_series(&c, &tenant, &m, steps)?;
         Ok(QueryData::Vector {
             stats: stats(0, scanned),
             result: series
@@ -745,7 +756,7 @@ pub async fn query(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
 
 /// Label sets of the newest logs in the window, of a selector's logs when given.
 fn label_sets(
-    store: &Store,
+    c: &Correlator,
     tenant: &TenantId,
     selector: Option<&LogQuery>,
     (start_ns, end_ns): (u64, u64),
@@ -759,7 +770,7 @@ fn label_sets(
         },
     };
     let mut out = BTreeSet::new();
-    for r in store.select(Signal::Logs, tenant, &f, Pick::Newest, LABEL_SCAN_ENTRIES)? {
+    for r in c.select(Signal::Logs, tenant, &f, Pick::Newest, LABEL_SCAN_ENTRIES)? {
         let Record::Log(l) = r else { continue };
         let labels = match selector {
             Some(q) => match run_pipeline(q, &l) {
@@ -804,8 +815,8 @@ pub async fn labels(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         Ok(v) => v,
         Err(r) => return r,
     };
-    let store = state.store.clone();
-    match blocking(move || label_sets(&store, &tenant, selector.as_ref(), w)).await {
+    let c = state.correlator.clone();
+    match blocking(move || label_sets(&c, &tenant, selector.as_ref(), w)).await {
         Ok(sets) => {
             let names: BTreeSet<String> = sets.into_iter().flat_map(|l| l.into_keys()).collect();
             HttpResponse::Ok().json(Success {
@@ -828,8 +839,8 @@ pub async fn label_values(
         Err(r) => return r,
     };
     let name = path.into_inner();
-    let store = state.store.clone();
-    match blocking(move || label_sets(&store, &tenant, selector.as_ref(), w)).await {
+    let c = state.correlator.clone();
+    match blocking(move || label_sets(&c, &tenant, selector.as_ref(), w)).await {
         Ok(sets) => {
             let values: BTreeSet<String> = sets
                 .into_iter()
@@ -859,8 +870,8 @@ pub async fn series(
             "match[] is required: a stream selector".into(),
         ));
     }
-    let store = state.store.clone();
-    match blocking(move || label_sets(&store, &tenant, selector.as_ref(), w)).await {
+    let c = state.correlator.clone();
+    match blocking(move || label_sets(&c, &tenant, selector.as_ref(), w)).await {
         Ok(sets) => HttpResponse::Ok().json(Success {
             status: "success",
             data: sets,

@@ -10,7 +10,8 @@ use super::prom_series::{self, PromExemplar, PromLabels, PromSeries, NAME, SERVI
 use super::promql::{self, Fetched, Output, QueryError, Steps, Wanted};
 use crate::api::params::Params;
 use crate::api::AppState;
-use crate::index::{Filter, Pick, Store};
+use crate::correlate::correlator::Correlator;
+use crate::index::{Filter, Pick};
 use crate::model::{MetricValue, Record, Signal, TenantId};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
@@ -184,7 +185,7 @@ fn ns(ms: i64) -> u64 {
 /// Reads what every selector names and turns it into Prometheus series, within one points
 /// budget; the exemplars of the points read come along.
 pub fn fetch(
-    store: &Store,
+    c: &Correlator,
     tenant: &TenantId,
     wanted: &[Wanted],
 ) -> Result<(Fetched, Vec<PromExemplar>), QueryError> {
@@ -194,7 +195,7 @@ pub fn fetch(
         return Ok((fetched, exemplars));
     };
     let to = wanted.iter().map(|w| w.to_ms).max().unwrap_or(from);
-    let stored = store.metric_names(tenant, ns(from), ns(to))?;
+    let stored = c.metric_names(tenant, (ns(from), ns(to)))?;
     let mut budget = MAX_POINTS;
     for w in wanted {
         let matchers = w.matchers();
@@ -227,7 +228,7 @@ pub fn fetch(
                 name: Some(name.to_string()),
                 ..Filter::default()
             };
-            let points = store.metric_points(tenant, &f, budget)?;
+            let points = c.metric_points(tenant, &f, budget)?;
             budget -= points.len();
             let (s, e) = prom_series::to_prom(&points);
             series.extend(
@@ -246,7 +247,7 @@ pub fn fetch(
 
 /// Evaluates a query at `steps`.
 pub fn run_query(
-    store: &Store,
+    c: &Correlator,
     tenant: &TenantId,
     q: &str,
     steps: Steps,
@@ -260,7 +261,7 @@ pub fn run_query(
         )));
     }
     let wanted = promql::selectors(&expr, &steps);
-    let (fetched, _) = fetch(store, tenant, &wanted)?;
+    let (fetched, _) = fetch(c, tenant, &wanted)?;
     let out = promql::evaluate(&expr, &steps, &fetched)?;
     let instant = steps.count() == 1;
     Ok(match out {
@@ -325,7 +326,7 @@ fn window(form: &Params) -> Result<(i64, i64), QueryError> {
 
 /// Vector selectors of `match[]`, each read over the window.
 fn series_matching(
-    store: &Store,
+    c: &Correlator,
     tenant: &TenantId,
     selectors: &[String],
     (from, to): (i64, i64),
@@ -347,7 +348,7 @@ fn series_matching(
             to_ms: to,
         })
         .collect();
-    let (fetched, _) = fetch(store, tenant, &wanted)?;
+    let (fetched, _) = fetch(c, tenant, &wanted)?;
     let mut seen = BTreeMap::new();
     for s in fetched.into_values().flatten() {
         seen.entry(s.labels.clone()).or_insert(s);
@@ -357,7 +358,7 @@ fn series_matching(
 
 /// Series of the newest points in the window, when no selector narrows it.
 fn sampled_series(
-    store: &Store,
+    c: &Correlator,
     tenant: &TenantId,
     (from, to): (i64, i64),
 ) -> Result<Vec<PromSeries>, QueryError> {
@@ -366,7 +367,7 @@ fn sampled_series(
         end_ns: ns(to),
         ..Filter::default()
     };
-    let points: Vec<_> = store
+    let points: Vec<_> = c
         .select(Signal::Metrics, tenant, &f, Pick::Newest, LABEL_SCAN_POINTS)?
         .into_iter()
         .filter_map(|r| match r {
@@ -379,11 +380,11 @@ fn sampled_series(
 
 /// Metric names as served: histograms and summaries with their `_bucket`, `_sum`, `_count`.
 fn served_metric_names(
-    store: &Store,
+    c: &Correlator,
     tenant: &TenantId,
     (from, to): (i64, i64),
 ) -> Result<Vec<String>, QueryError> {
-    let stored = store.metric_names(tenant, ns(from), ns(to))?;
+    let stored = c.metric_names(tenant, (ns(from), ns(to)))?;
     let typed = stored.len() <= MAX_NAMES_TYPED;
     let mut out = BTreeSet::new();
     for name in &stored {
@@ -394,8 +395,7 @@ fn served_metric_names(
                 name: Some(name.clone()),
                 ..Filter::default()
             };
-            store
-                .select(Signal::Metrics, tenant, &f, Pick::Newest, 1)?
+            c.select(Signal::Metrics, tenant, &f, Pick::Newest, 1)?
                 .into_iter()
                 .find_map(|r| match r {
                     Record::Metric(m) => Some(m.value),
@@ -441,8 +441,8 @@ pub async fn query(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
         Ok(v) => v,
         Err(e) => return query_error(e),
     };
-    let store = state.store.clone();
-    match blocking(move || run_query(&store, &tenant, &q, Steps::instant(t))).await {
+    let c = state.correlator.clone();
+    match blocking(move || run_query(&c, &tenant, &q, Steps::instant(t))).await {
         Ok(d) => ok(d),
         Err(r) => r,
     }
@@ -491,8 +491,8 @@ pub async fn query_range(
         Ok(v) => v,
         Err(e) => return query_error(e),
     };
-    let store = state.store.clone();
-    match blocking(move || run_query(&store, &tenant, &q, steps)).await {
+    let c = state.correlator.clone();
+    match blocking(move || run_query(&c, &tenant, &q, steps)).await {
         Ok(d) => ok(d),
         Err(r) => r,
     }
@@ -517,7 +517,7 @@ pub async fn exemplars(
         Ok(v) => v,
         Err(e) => return query_error(e),
     };
-    let store = state.store.clone();
+    let c = state.correlator.clone();
     let found = blocking(move || {
         let expr = promql::parse(&q)?;
         let steps = Steps {
@@ -533,7 +533,7 @@ pub async fn exemplars(
                 ..w
             })
             .collect();
-        let (_, exemplars) = fetch(&store, &tenant, &wanted)?;
+        let (_, exemplars) = fetch(&c, &tenant, &wanted)?;
         let mut by_series: BTreeMap<PromLabels, Vec<ExemplarOut>> = BTreeMap::new();
         for e in exemplars
             .into_iter()
@@ -581,8 +581,8 @@ pub async fn series(
         Ok(w) => w,
         Err(e) => return query_error(e),
     };
-    let store = state.store.clone();
-    match blocking(move || series_matching(&store, &tenant, &selectors, w)).await {
+    let c = state.correlator.clone();
+    match blocking(move || series_matching(&c, &tenant, &selectors, w)).await {
         Ok(s) => ok(s.into_iter().map(|s| s.labels).collect::<Vec<_>>()),
         Err(r) => r,
     }
@@ -610,12 +610,12 @@ pub async fn labels(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let store = state.store.clone();
+    let c = state.correlator.clone();
     let found = blocking(move || {
         let series = if selectors.is_empty() {
-            sampled_series(&store, &tenant, w)?
+            sampled_series(&c, &tenant, w)?
         } else {
-            series_matching(&store, &tenant, &selectors, w)?
+            series_matching(&c, &tenant, &selectors, w)?
         };
         let mut names: BTreeSet<String> = series
             .into_iter()
@@ -642,15 +642,15 @@ pub async fn label_values(
         Err(r) => return r,
     };
     let label = path.into_inner();
-    let store = state.store.clone();
+    let c = state.correlator.clone();
     let found = blocking(move || {
         if label == NAME && selectors.is_empty() {
-            return served_metric_names(&store, &tenant, w);
+            return served_metric_names(&c, &tenant, w);
         }
         let series = if selectors.is_empty() {
-            sampled_series(&store, &tenant, w)?
+            sampled_series(&c, &tenant, w)?
         } else {
-            series_matching(&store, &tenant, &selectors, w)?
+            series_matching(&c, &tenant, &selectors, w)?
         };
         let values: BTreeSet<String> = series
             .into_iter()

@@ -9,6 +9,7 @@
 //! points read from the index, and series × steps evaluated.
 
 use super::prom_series::{PromLabels, PromSeries, NAME};
+use crate::correlate::correlator::CorrelateError;
 use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::{
     self, Expr, LabelModifier, Offset, VectorMatchCardinality, VectorSelector,
@@ -44,6 +45,16 @@ pub enum QueryError {
 impl From<crate::api::params::ParamError> for QueryError {
     fn from(e: crate::api::params::ParamError) -> QueryError {
         QueryError::Bad(e.message)
+    }
+}
+
+impl From<CorrelateError> for QueryError {
+    fn from(e: CorrelateError) -> Self {
+        match e {
+            // The reads PromQL makes have no subject to miss.
+            CorrelateError::NotFound(m) => QueryError::Bad(m),
+            CorrelateError::Index(e) => e.into(),
+        }
     }
 }
 

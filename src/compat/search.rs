@@ -8,8 +8,8 @@
 //! answer says how many were inspected.
 
 use super::traceql::{Pushdown, SpanFilter, TraceFacts};
+use crate::correlate::correlator::{CorrelateError, Correlator};
 use crate::correlate::trace_search::{self, SpanStatus, TraceOrder, TraceQuery, TraceSummary};
-use crate::index::{IndexError, Store};
 use crate::model::{Span, TenantId};
 
 /// Traces read whole per search, at most.
@@ -58,11 +58,11 @@ fn query(p: Pushdown, s: &Search, limit: usize) -> TraceQuery {
 }
 
 /// The newest traces of the window with a span that meets `s.filter`, up to `s.limit`.
-pub fn search(store: &Store, tenant: &TenantId, s: &Search) -> Result<Results, IndexError> {
+pub fn search(c: &Correlator, tenant: &TenantId, s: &Search) -> Result<Results, CorrelateError> {
     let pushdown = s.filter.pushdown();
     let limit = s.limit.clamp(1, MAX_TRACES_READ);
     let ask = (limit * OVERSCAN).min(MAX_TRACES_READ);
-    let found = trace_search::search(store, tenant, &query(pushdown, s, ask))?;
+    let found = c.search_traces(tenant, &query(pushdown, s, ask))?;
     let mut out = Results {
         traces: Vec::new(),
         inspected: 0,
@@ -77,7 +77,12 @@ pub fn search(store: &Store, tenant: &TenantId, s: &Search) -> Result<Results, I
             continue;
         }
         out.inspected += 1;
-        let spans = store.trace(tenant, summary.trace_id)?.spans;
+        let spans = match c.trace_spans(tenant, summary.trace_id) {
+            Ok(spans) => spans,
+            // Deleted (retention, sampling) since the search found it.
+            Err(CorrelateError::NotFound(_)) => continue,
+            Err(e) => return Err(e),
+        };
         let facts = TraceFacts {
             duration_ns: summary.duration_ns,
             root_name: summary.root_operation.clone(),

@@ -16,8 +16,9 @@
 use super::otlp_out::resource_spans;
 use crate::api::params::Params;
 use crate::api::AppState;
-use crate::correlate::trace_search::{self, AttributeScope, ListQuery};
-use crate::index::{Filter, IndexError, Store};
+use crate::correlate::correlator::{CorrelateError, Correlator};
+use crate::correlate::trace_search::{AttributeScope, ListQuery};
+use crate::index::IndexError;
 use crate::model::{Span, TenantId, TraceId};
 use actix_web::{web, HttpRequest, HttpResponse};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, TracesData};
@@ -72,6 +73,15 @@ pub enum TempoError {
 impl From<crate::api::params::ParamError> for TempoError {
     fn from(e: crate::api::params::ParamError) -> TempoError {
         TempoError::Bad(e.message)
+    }
+}
+
+impl From<CorrelateError> for TempoError {
+    fn from(e: CorrelateError) -> Self {
+        match e {
+            CorrelateError::NotFound(m) => TempoError::NotFound(m),
+            CorrelateError::Index(e) => e.into(),
+        }
     }
 }
 
@@ -130,38 +140,43 @@ pub enum Names {
     AllOperations,
 }
 
-/// Services or span names of the tenant's spans in the window (trace search's lists: every
-/// value checked against the tenant and window, at most `MAX_NAMES`).
-pub fn span_names(
-    store: &Store,
-    tenant: &TenantId,
-    names: Names,
-    (start_ns, end_ns): (u64, u64),
-) -> Result<Vec<String>, TempoError> {
-    let q = |service| ListQuery {
+/// The first `MAX_NAMES` of a list over the window, of one service when given.
+fn list_query(service: Option<String>, (start_ns, end_ns): (u64, u64)) -> ListQuery {
+    ListQuery {
         service,
         start_ns,
         end_ns,
         prefix: String::new(),
         limit: MAX_NAMES,
-    };
+    }
+}
+
+/// Services or span names of the tenant's spans in the window (trace search's lists: every
+/// value checked against the tenant and window, at most `MAX_NAMES`).
+pub fn span_names(
+    c: &Correlator,
+    tenant: &TenantId,
+    names: Names,
+    w: (u64, u64),
+) -> Result<Vec<String>, TempoError> {
+    let q = |service| list_query(service, w);
     let list = match names {
-        Names::Services => trace_search::services(store, tenant, &q(None))?,
-        Names::Operations(s) => trace_search::operations(store, tenant, &q(Some(s)))?,
-        Names::AllOperations => trace_search::operations(store, tenant, &q(None))?,
+        Names::Services => c.services(tenant, &q(None))?,
+        Names::Operations(s) => c.operations(tenant, &q(Some(s)))?,
+        Names::AllOperations => c.operations(tenant, &q(None))?,
     };
     Ok(list.values)
 }
 
 /// The spans of one trace, or `NotFound`.
-pub fn trace_spans(store: &Store, tenant: &TenantId, id: &str) -> Result<Vec<Span>, TempoError> {
+pub fn trace_spans(c: &Correlator, tenant: &TenantId, id: &str) -> Result<Vec<Span>, TempoError> {
     let trace_id =
         TraceId::from_hex(id).map_err(|e| TempoError::Bad(format!("invalid trace id: {e}")))?;
-    let spans = store.trace(tenant, trace_id)?.spans;
-    if spans.is_empty() {
-        return Err(TempoError::NotFound(format!("trace {trace_id} not found")));
-    }
-    Ok(spans)
+    // Tempo's own words, which clients show as they are.
+    c.trace_spans(tenant, trace_id).map_err(|e| match e {
+        CorrelateError::NotFound(_) => TempoError::NotFound(format!("trace {trace_id} not found")),
+        e => e.into(),
+    })
 }
 
 #[derive(Serialize)]
@@ -201,8 +216,8 @@ async fn lookup(
     id: String,
 ) -> Result<Vec<ResourceSpans>, HttpResponse> {
     let (tenant, _) = request(req, state)?;
-    let store = state.store.clone();
-    blocking(move || Ok(resource_spans(&trace_spans(&store, &tenant, &id)?))).await
+    let c = state.correlator.clone();
+    blocking(move || Ok(resource_spans(&trace_spans(&c, &tenant, &id)?))).await
 }
 
 /// `GET /api/traces/{id}`.
@@ -254,19 +269,13 @@ fn window(form: &Params) -> Result<(u64, u64), TempoError> {
 
 /// Attribute names of the newest spans of the window, by scope (trace search's sample).
 fn tag_names(
-    store: &Store,
+    c: &Correlator,
     tenant: &TenantId,
-    (start_ns, end_ns): (u64, u64),
+    w: (u64, u64),
 ) -> Result<(Vec<String>, Vec<String>), TempoError> {
-    let q = ListQuery {
-        service: None,
-        start_ns,
-        end_ns,
-        prefix: String::new(),
-        limit: MAX_NAMES,
-    };
+    let q = list_query(None, w);
     let (mut span, mut resource) = (BTreeSet::new(), BTreeSet::new());
-    for k in trace_search::attribute_keys(store, tenant, &q)?.keys {
+    for k in c.attribute_keys(tenant, &q)?.keys {
         match k.scope {
             AttributeScope::Span => span.insert(k.key),
             AttributeScope::Resource => resource.insert(k.key),
@@ -298,9 +307,9 @@ pub async fn tags(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
         Ok(v) => v,
         Err(r) => return r,
     };
-    let store = state.store.clone();
+    let c = state.correlator.clone();
     let found = blocking(move || {
-        let (span, resource) = tag_names(&store, &tenant, window(&form)?)?;
+        let (span, resource) = tag_names(&c, &tenant, window(&form)?)?;
         let names: BTreeSet<String> = span.into_iter().chain(resource).collect();
         Ok(TagNames {
             tag_names: names.into_iter().collect(),
@@ -325,9 +334,9 @@ pub async fn tags_v2(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
             "invalid scope {scope:?}: use span, resource, intrinsic or all"
         )));
     }
-    let store = state.store.clone();
+    let c = state.correlator.clone();
     let found = blocking(move || {
-        let (span, resource) = tag_names(&store, &tenant, window(&form)?)?;
+        let (span, resource) = tag_names(&c, &tenant, window(&form)?)?;
         let mut scopes = Vec::new();
         let want = |n: &str| scope == "all" || scope == n;
         if want("resource") {
@@ -381,7 +390,7 @@ fn parse_tag(t: &str) -> Tag {
 
 /// The values of a tag, typed as Tempo's v2 reports them.
 fn values_of(
-    store: &Store,
+    c: &Correlator,
     tenant: &TenantId,
     tag: &str,
     w: (u64, u64),
@@ -394,9 +403,9 @@ fn values_of(
     };
     Ok(match parse_tag(tag) {
         Tag::Resource(k) | Tag::Any(k) if k == "service.name" => {
-            strings(span_names(store, tenant, Names::Services, w)?)
+            strings(span_names(c, tenant, Names::Services, w)?)
         }
-        Tag::Intrinsic("name") => strings(span_names(store, tenant, Names::AllOperations, w)?),
+        Tag::Intrinsic("name") => strings(span_names(c, tenant, Names::AllOperations, w)?),
         Tag::Intrinsic("status") => keywords(&["error", "ok", "unset"]),
         Tag::Intrinsic("kind") => keywords(&[
             "client",
@@ -407,31 +416,17 @@ fn values_of(
             "unspecified",
         ]),
         Tag::Intrinsic(_) => Vec::new(),
-        Tag::Span(k) | Tag::Resource(k) | Tag::Any(k) => {
-            let f = Filter {
-                start_ns: w.0,
-                end_ns: w.1,
-                ..Filter::default()
-            };
-            store
-                .span_attribute_values(
-                    tenant,
-                    &k,
-                    &f,
-                    "",
-                    MAX_NAMES,
-                    trace_search::MAX_TERMS_SCANNED,
-                )?
-                .values
-                .into_iter()
-                .map(|v| match v {
-                    serde_json::Value::String(s) => ("string", s),
-                    serde_json::Value::Bool(b) => ("bool", b.to_string()),
-                    serde_json::Value::Number(n) if n.is_f64() => ("float", n.to_string()),
-                    other => ("int", other.to_string()),
-                })
-                .collect()
-        }
+        Tag::Span(k) | Tag::Resource(k) | Tag::Any(k) => c
+            .attribute_values(tenant, &k, &list_query(None, w))?
+            .values
+            .into_iter()
+            .map(|v| match v {
+                serde_json::Value::String(s) => ("string", s),
+                serde_json::Value::Bool(b) => ("bool", b.to_string()),
+                serde_json::Value::Number(n) if n.is_f64() => ("float", n.to_string()),
+                other => ("int", other.to_string()),
+            })
+            .collect(),
     })
 }
 
@@ -464,9 +459,9 @@ pub async fn tag_values(
         Err(r) => return r,
     };
     let tag = path.into_inner();
-    let store = state.store.clone();
+    let c = state.correlator.clone();
     let found = blocking(move || {
-        let values = values_of(&store, &tenant, &tag, window(&form)?)?;
+        let values = values_of(&c, &tenant, &tag, window(&form)?)?;
         let unique: BTreeSet<String> = values.into_iter().map(|(_, v)| v).collect();
         Ok(TagValues {
             tag_values: unique.into_iter().collect(),
@@ -490,9 +485,9 @@ pub async fn tag_values_v2(
         Err(r) => return r,
     };
     let tag = path.into_inner();
-    let store = state.store.clone();
+    let c = state.correlator.clone();
     let found = blocking(move || {
-        let values = values_of(&store, &tenant, &tag, window(&form)?)?;
+        let values = values_of(&c, &tenant, &tag, window(&form)?)?;
         Ok(TagValuesV2 {
             tag_values: values
                 .into_iter()
@@ -622,9 +617,9 @@ pub async fn search(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         Ok(v) => v,
         Err(e) => return error_response(e),
     };
-    let store = state.store.clone();
+    let c = state.correlator.clone();
     let found = blocking(move || {
-        let results = super::search::search(&store, &tenant, &s)?;
+        let results = super::search::search(&c, &tenant, &s)?;
         let mut keys = vec!["service.name".to_string()];
         keys.extend(s.filter.attribute_keys());
         let traces = results

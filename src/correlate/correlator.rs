@@ -25,7 +25,7 @@ use super::watch;
 use crate::config::{AnomalySettings, Config, IncidentSettings};
 use crate::error::{ErrorCode, ServiceError};
 use crate::index::{Filter, IndexError, LogQuery, Pick, Store, TraceRecords};
-use crate::model::{LogRecord, Record, Signal, Span, TenantId, TraceId};
+use crate::model::{LogRecord, MetricPoint, Record, Signal, Span, TenantId, TraceId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -458,15 +458,49 @@ impl Correlator {
         what: &Listing,
         q: &ListQuery,
     ) -> Result<Listed, CorrelateError> {
-        let store = &self.store;
         Ok(match what {
-            Listing::Services => Listed::Names(trace_search::services(store, tenant, q)?),
-            Listing::Operations => Listed::Names(trace_search::operations(store, tenant, q)?),
-            Listing::AttributeKeys => Listed::Keys(trace_search::attribute_keys(store, tenant, q)?),
-            Listing::AttributeValues(key) => {
-                Listed::Values(trace_search::attribute_values(store, tenant, key, q)?)
-            }
+            Listing::Services => Listed::Names(self.services(tenant, q)?),
+            Listing::Operations => Listed::Names(self.operations(tenant, q)?),
+            Listing::AttributeKeys => Listed::Keys(self.attribute_keys(tenant, q)?),
+            Listing::AttributeValues(key) => Listed::Values(self.attribute_values(tenant, key, q)?),
         })
+    }
+
+    /// Services with spans in the window (of `q.service`'s name prefix and limit).
+    pub fn services(
+        &self,
+        tenant: &TenantId,
+        q: &ListQuery,
+    ) -> Result<NameList<String>, CorrelateError> {
+        Ok(trace_search::services(&self.store, tenant, q)?)
+    }
+
+    /// Span names in the window, of one service when `q.service` names it.
+    pub fn operations(
+        &self,
+        tenant: &TenantId,
+        q: &ListQuery,
+    ) -> Result<NameList<String>, CorrelateError> {
+        Ok(trace_search::operations(&self.store, tenant, q)?)
+    }
+
+    /// Span and resource attribute keys of the newest spans of the window.
+    pub fn attribute_keys(
+        &self,
+        tenant: &TenantId,
+        q: &ListQuery,
+    ) -> Result<AttributeKeys, CorrelateError> {
+        Ok(trace_search::attribute_keys(&self.store, tenant, q)?)
+    }
+
+    /// The values one span or resource attribute takes in the window.
+    pub fn attribute_values(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        q: &ListQuery,
+    ) -> Result<NameList<serde_json::Value>, CorrelateError> {
+        Ok(trace_search::attribute_values(&self.store, tenant, key, q)?)
     }
 
     pub fn search_logs(
@@ -542,6 +576,44 @@ impl Correlator {
             }
         }
         Ok(out)
+    }
+}
+
+// Raw reads. The compatibility APIs' query languages (PromQL, LogQL, TraceQL) evaluate their
+// own expressions; these are the reads they evaluate over, each bounded by its `limit`, so that
+// they too reach the indexes only through the Correlator.
+impl Correlator {
+    /// Records of one signal that `f` selects, newest or oldest first, at most `limit`.
+    pub fn select(
+        &self,
+        signal: Signal,
+        tenant: &TenantId,
+        f: &Filter,
+        pick: Pick,
+        limit: usize,
+    ) -> Result<Vec<Record>, CorrelateError> {
+        Ok(self.store.select(signal, tenant, f, pick, limit)?)
+    }
+
+    /// `select` of spans.
+    pub fn select_spans(
+        &self,
+        tenant: &TenantId,
+        f: &Filter,
+        pick: Pick,
+        limit: usize,
+    ) -> Result<Vec<Span>, CorrelateError> {
+        Ok(self.store.select_spans(tenant, f, pick, limit)?)
+    }
+
+    /// Every metric point `f` selects; fails with `TooManyPoints` past `limit`.
+    pub fn metric_points(
+        &self,
+        tenant: &TenantId,
+        f: &Filter,
+        limit: usize,
+    ) -> Result<Vec<MetricPoint>, CorrelateError> {
+        Ok(self.store.metric_points(tenant, f, limit)?)
     }
 }
 
