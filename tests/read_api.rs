@@ -34,6 +34,26 @@ fn an_unknown_incident_is_not_found_everywhere() {
     );
 }
 
+/// A trace sampling never decided (tail sampling is off by default) answers the documented
+/// decision object, `none`, wherever its sampling state is rendered — never `null`.
+#[test]
+fn an_undecided_trace_says_sampling_decided_nothing() {
+    let server = Server::start(Default::default());
+    let id = "0af7651916cd43dd8448eb211c80319c";
+    let resp = reqwest::blocking::Client::new()
+        .post(server.url(&format!("/api/v1/traces/{id}/bookmark")))
+        .send()
+        .expect("POST");
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: serde_json::Value = resp.json().expect("JSON");
+    assert_eq!(body["bookmarked"], true, "{body}");
+    assert_eq!(body["sampling"]["decision"], "none", "{body}");
+    assert!(body["sampling"]["reason"].is_string(), "{body}");
+    let (status, body) = server.get_json(&format!("/api/v1/sampling/traces/{id}"));
+    assert_eq!(status, 200);
+    assert_eq!(body["sampling"]["decision"], "none", "{body}");
+}
+
 #[test]
 fn bad_parameters_are_named_and_durations_read_alike() {
     let server = Server::start(Default::default());
