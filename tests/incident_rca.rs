@@ -365,9 +365,10 @@ fn incidents_reach_a_webhook_signed_and_alertmanager_on_open_and_close() {
             end_s: 180,
         },
     );
+    // The webhook and Alertmanager are delivered independently: wait for the close on both.
     common::wait_until(
         Duration::from_secs(120),
-        "opened and closed webhooks",
+        "opened and closed webhooks, and a resolved alert",
         || {
             let all = got.lock().unwrap();
             let events: Vec<String> = all
@@ -376,7 +377,12 @@ fn incidents_reach_a_webhook_signed_and_alertmanager_on_open_and_close() {
                 .filter_map(|r| serde_json::from_slice::<Value>(&r.2).ok())
                 .map(|v| v["event"].as_str().unwrap_or("").to_string())
                 .collect();
-            events.iter().any(|e| e == "opened") && events.iter().any(|e| e == "closed")
+            let resolved = all
+                .iter()
+                .filter(|r| r.0 == "/api/v2/alerts")
+                .filter_map(|r| serde_json::from_slice::<Value>(&r.2).ok())
+                .any(|a| a[0]["endsAt"].is_string());
+            events.iter().any(|e| e == "opened") && events.iter().any(|e| e == "closed") && resolved
         },
     );
     let all = got.lock().unwrap().clone();
