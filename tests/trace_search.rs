@@ -692,3 +692,88 @@ fn latency_percentiles_comparison_and_service_map() {
     let (status, _) = get(&s, ACME, "/api/v1/service-map?start=later");
     assert_eq!(status, 400);
 }
+
+/// A service that never sets span status fails by its HTTP and gRPC codes and exceptions:
+/// `status=error` finds it, summaries and the service map count it, the Jaeger API marks it,
+/// and the trace itself still shows the status the sender set.
+#[test]
+fn a_failure_without_span_status_is_an_error_everywhere() {
+    let s = Server::start(&[]);
+    const PLAIN: &str = "plain";
+    let root = |trace| S {
+        trace,
+        span: 1,
+        parent: None,
+        name: "GET /pay",
+        start_ms: 0,
+        duration_ms: 100,
+        status: 0,
+        attrs: vec![int_kv("http.response.status_code", 200)],
+    };
+    let call = |trace, code| S {
+        trace,
+        span: 2,
+        parent: Some(1),
+        name: "Charge",
+        start_ms: 10,
+        duration_ms: 50,
+        status: 0,
+        attrs: vec![int_kv("rpc.grpc.status_code", code)],
+    };
+    send(
+        &s,
+        PLAIN,
+        &batch("gateway", "prod", vec![build(root(11)), build(root(12))]),
+    );
+    send(
+        &s,
+        PLAIN,
+        &batch(
+            "payments",
+            "prod",
+            vec![build(call(11, 14)), build(call(12, 0))],
+        ),
+    );
+    common::wait_until(Duration::from_secs(15), "four spans indexed", || {
+        s.metric("weft_index_documents{signal=\"spans\"}") >= 4.0
+    });
+    let traces =
+        |q: &str| -> Vec<Value> { search(&s, PLAIN, q)["traces"].as_array().unwrap().clone() };
+    let failed = traces("status=error");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["trace_id"], tid(11));
+    assert_eq!(failed[0]["error_count"], 1);
+    assert_eq!(failed[0]["matched_span"]["status"], "error");
+    assert_eq!(failed[0]["matched_span"]["service"], "payments");
+    // Unset and not failed: both roots and the healthy call.
+    assert_eq!(traces("status=unset").len(), 2);
+    assert_eq!(traces("service=payments&status=unset").len(), 1);
+    let (status, trace) = get(&s, PLAIN, &format!("/api/v1/traces/{}", tid(11)));
+    assert_eq!(status, 200, "{trace}");
+    let charge = trace["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|sp| sp["name"] == "Charge")
+        .unwrap()
+        .clone();
+    assert_eq!(charge["status"]["code"], 0, "the sender's status: {charge}");
+    let (status, map) = get(&s, PLAIN, &format!("/api/v1/service-map?{}", window()));
+    assert_eq!(status, 200, "{map}");
+    let payments = map["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["service"] == "payments")
+        .unwrap_or_else(|| panic!("{map}"))
+        .clone();
+    assert_eq!(payments["errors"], 1, "{payments}");
+    let (status, jaeger) = get(&s, PLAIN, &format!("/jaeger/api/traces/{}", tid(11)));
+    assert_eq!(status, 200, "{jaeger}");
+    let tags = jaeger.to_string();
+    assert!(
+        tags.contains(r#"{"key":"error","type":"bool","value":true}"#),
+        "{tags}"
+    );
+    assert!(!tags.contains("otel.status_code"), "{tags}");
+}

@@ -215,8 +215,12 @@ pub fn jaeger_trace(spans: &[Span]) -> JaegerTrace {
         if !kind.is_empty() && kind != "internal" {
             t.push(tag("span.kind", &AttrValue::Str(kind.into())));
         }
-        if s.status_code == 2 {
+        // `error` marks the span red in the Jaeger UI: by weft's one definition of a failed
+        // span; `otel.status_code` is what the sender set.
+        if s.failed() {
             t.push(tag("error", &AttrValue::Bool(true)));
+        }
+        if s.status_code == 2 {
             t.push(tag("otel.status_code", &AttrValue::Str("ERROR".into())));
             if !s.status_message.is_empty() {
                 t.push(tag(

@@ -90,7 +90,7 @@ fn by_path(spans: &[Span]) -> BTreeMap<Vec<(String, String)>, Side> {
         stack.push((s.service.clone(), s.name.clone()));
         let side = out.entry(stack.clone()).or_default();
         side.spans += 1;
-        side.errors += (s.status_code == 2) as usize;
+        side.errors += s.failed() as usize;
         side.duration_ns += s.duration_ns();
         side.self_time_ns += node.self_time_ns;
     }
@@ -104,7 +104,7 @@ fn trace_side(id: TraceId, spans: &[Span]) -> TraceSide {
         trace_id: id,
         duration_ns: end.saturating_sub(start),
         spans: spans.len(),
-        errors: spans.iter().filter(|s| s.status_code == 2).count(),
+        errors: spans.iter().filter(|s| s.failed()).count(),
     }
 }
 

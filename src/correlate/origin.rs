@@ -9,9 +9,8 @@
 //!   caller. A client span with no instrumented callee (a database) is the caller's own work;
 //! - **errors** (traces and logs): in how many more traces the service is an error origin — it
 //!   has a failed span none of whose descendants failed — than in the baseline. A span failed
-//!   when its status is error, or, for the many systems that never set status, when it carries
-//!   `http.response.status_code`/`http.status_code` ≥ 500 or a non-zero
-//!   `rpc.grpc.status_code`, has an `exception` event, or an ERROR log names it. A client span
+//!   by `Span::failed` (status error, or, for the many systems that never set status, HTTP
+//!   ≥ 500, a non-zero gRPC status or an exception event), or when an ERROR log names it. A client span
 //!   that failed while its callee's server span did not (a wrong answer the caller rejected)
 //!   is a failure of the call, counted for the callee;
 //! - **signals** (logs and metrics): the service's own anomalies other than its RED latency and
@@ -39,7 +38,7 @@
 //! growth of its spans is explained by.
 
 use super::trace_tree;
-use crate::model::{AttrValue, LogRecord, Span, SpanId};
+use crate::model::{LogRecord, Span, SpanId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -100,28 +99,6 @@ pub struct Sighting {
 pub struct TraceSample {
     pub spans: Vec<Span>,
     pub logs: Vec<LogRecord>,
-}
-
-fn int_attr(s: &Span, key: &str) -> Option<i64> {
-    s.attributes
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| match &kv.value {
-            AttrValue::Int(i) => Some(*i),
-            AttrValue::Str(v) => v.parse().ok(),
-            AttrValue::Double(d) => Some(*d as i64),
-            _ => None,
-        })
-}
-
-/// Whether a span failed, by its status or, when status is not set, by what it carries.
-pub fn failed(s: &Span) -> bool {
-    s.status_code == 2
-        || ["http.response.status_code", "http.status_code"]
-            .iter()
-            .any(|k| int_attr(s, k).is_some_and(|c| c >= 500))
-        || int_attr(s, "rpc.grpc.status_code").is_some_and(|c| c != 0)
-        || s.events.iter().any(|e| e.name == "exception")
 }
 
 /// Per service, what one trace shows.
@@ -189,7 +166,7 @@ fn trace_facts(t: &TraceSample) -> TraceFacts {
     }
     // Failures: by span, plus the spans (or, without a span, the service's root-most span)
     // an ERROR log names.
-    let mut bad: Vec<bool> = spans.iter().map(failed).collect();
+    let mut bad: Vec<bool> = spans.iter().map(Span::failed).collect();
     for l in t
         .logs
         .iter()
@@ -524,7 +501,7 @@ pub fn rank(
 mod tests {
     use super::*;
     use crate::model::testing::span;
-    use crate::model::KeyValue;
+    use crate::model::{AttrValue, KeyValue};
 
     const MS: u64 = 1_000_000;
 
@@ -650,7 +627,7 @@ mod tests {
             .signals
             .iter()
             .any(|e| e.what.contains("callers' wait")));
-        assert!(failed(&window[0].spans[2]));
-        assert!(!failed(&window[1].spans[2]));
+        assert!(window[0].spans[2].failed());
+        assert!(!window[1].spans[2].failed());
     }
 }

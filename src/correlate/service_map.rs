@@ -122,7 +122,7 @@ pub fn build(
     let mut nodes: BTreeMap<&str, (usize, usize, Acc)> = BTreeMap::new();
     let mut edges: BTreeMap<(&str, &str), Acc> = BTreeMap::new();
     for s in spans {
-        let failed = s.status_code == 2;
+        let failed = s.failed();
         let node = nodes.entry(s.service.as_str()).or_default();
         node.0 += 1;
         match s.parent_span_id {

@@ -40,7 +40,7 @@ pub struct SpikeReport {
 pub fn span_score(span: &Span, median_ns: Option<u64>) -> (f64, Vec<String>) {
     let mut score = 0.0;
     let mut reasons = Vec::new();
-    if span.status_code == 2 {
+    if span.failed() {
         score += 1.0;
         let msg = if span.status_message.is_empty() {
             String::new()

@@ -54,10 +54,12 @@ impl SpanStatus {
         }
     }
 
-    pub fn of_code(code: i32) -> SpanStatus {
-        match code {
+    /// The span's status as search sees it: error when it failed (`Span::failed`, so also
+    /// an unset status with HTTP ≥ 500 and the like), else the OTLP code.
+    pub fn of(span: &Span) -> SpanStatus {
+        match span.status_code {
+            _ if span.failed() => SpanStatus::Error,
             1 => SpanStatus::Ok,
-            2 => SpanStatus::Error,
             _ => SpanStatus::Unset,
         }
     }
@@ -196,7 +198,7 @@ fn summary(shape: crate::index::TraceShape, id: TraceId, matched: &Span) -> Trac
             operation: matched.name.clone(),
             start_time_unix_nano: matched.start_ns,
             duration_ns: matched.duration_ns(),
-            status: SpanStatus::of_code(matched.status_code),
+            status: SpanStatus::of(matched),
         },
         spans_capped: shape.capped,
     }

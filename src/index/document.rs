@@ -1,7 +1,7 @@
 //! One record becomes one tantivy document.
 
 use super::schema::{Fields, UNLINKED};
-use crate::model::{AttrValue, KeyValue, Record, TenantId};
+use crate::model::{AttrValue, KeyValue, Record, Span, TenantId};
 use std::collections::BTreeMap;
 use tantivy::schema::OwnedValue;
 use tantivy::TantivyDocument;
@@ -36,6 +36,18 @@ fn clamp_i64(ns: u64) -> i64 {
     i64::try_from(ns).unwrap_or(i64::MAX)
 }
 
+/// The span's indexed status: its OTLP code (0 unset, 1 ok, 2 error), except that an unset
+/// status of a span that failed by `Span::failed` (HTTP ≥ 500, a gRPC error, an exception) is
+/// indexed as error, so searching for failed spans and counting them from the index agree with
+/// RED and the service map. The stored record keeps the code the sender set.
+fn status_class(s: &Span) -> u64 {
+    if s.failed() {
+        2
+    } else {
+        u64::from(s.status_code == 1)
+    }
+}
+
 pub fn build(fields: &Fields, tenant: &TenantId, record: &Record) -> TantivyDocument {
     let mut doc = TantivyDocument::new();
     doc.add_text(fields.tenant, tenant.as_str());
@@ -45,7 +57,7 @@ pub fn build(fields: &Fields, tenant: &TenantId, record: &Record) -> TantivyDocu
             doc.add_text(fields.trace_id, s.trace_id.to_hex());
             doc.add_text(fields.name, &s.name);
             doc.add_u64(fields.duration, s.duration_ns());
-            doc.add_u64(fields.status, s.status_code.max(0) as u64);
+            doc.add_u64(fields.status, status_class(s));
             (&s.service, &s.resource, &s.attributes)
         }
         Record::Log(l) => {

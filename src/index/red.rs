@@ -167,7 +167,7 @@ impl RedAggregator {
         if exemplary && cell.slowest.as_ref().is_none_or(|e| ms > e.value) {
             cell.slowest = Some(exemplar(span, ms));
         }
-        if span.status_code == 2 {
+        if span.failed() {
             cell.errors += weight;
             if exemplary && cell.failed.len() < FAILED_EXEMPLARS {
                 cell.failed.push(exemplar(span, ms));
@@ -314,6 +314,32 @@ mod tests {
         assert_eq!(bucket_counts[9], 1);
         assert_eq!(dur.exemplars.len(), 2);
         assert!(red.drain().is_empty());
+    }
+
+    #[test]
+    fn a_failure_without_span_status_is_an_error() {
+        let mut red = RedAggregator::new(RedConfig {
+            bucket_ns: 10_000_000_000,
+            max_series: 10,
+            store_unsampled: true,
+        });
+        let t = tenant();
+        let mut http500 = span(1, None, 0, 1_000);
+        http500.attributes = vec![crate::model::KeyValue {
+            key: "http.response.status_code".into(),
+            value: crate::model::AttrValue::Int(503),
+        }];
+        let mut ok = span(2, None, 0, 1_000);
+        ok.attributes = vec![crate::model::KeyValue {
+            key: "http.response.status_code".into(),
+            value: crate::model::AttrValue::Int(200),
+        }];
+        red.observe(&t, &http500);
+        red.observe(&t, &ok);
+        let points = red.drain();
+        let err = points.iter().find(|(_, p)| p.name == RED_ERRORS).unwrap();
+        assert!(matches!(err.1.value, MetricValue::Sum { value, .. } if value == 1.0));
+        assert_eq!(err.1.exemplars[0].span_id, Some(http500.span_id));
     }
 
     #[test]

@@ -143,6 +143,41 @@ impl Span {
     pub fn duration_ns(&self) -> u64 {
         self.end_ns.saturating_sub(self.start_ns)
     }
+
+    /// Whether the span failed: weft's one definition, used by RED errors, the service map,
+    /// trace search and summaries, sampling and incident analysis. Its status is error, or —
+    /// for the many systems that never set status — it is not explicitly OK and carries
+    /// `http.response.status_code`/`http.status_code` ≥ 500, a non-zero
+    /// `rpc.grpc.status_code`, or an `exception` event. An explicit OK is the code's own
+    /// word that the operation succeeded, so it wins over the attributes.
+    pub fn failed(&self) -> bool {
+        match self.status_code {
+            2 => true,
+            1 => false,
+            _ => {
+                ["http.response.status_code", "http.status_code"]
+                    .iter()
+                    .any(|k| self.int_attr(k).is_some_and(|c| c >= 500))
+                    || self
+                        .int_attr("rpc.grpc.status_code")
+                        .is_some_and(|c| c != 0)
+                    || self.events.iter().any(|e| e.name == "exception")
+            }
+        }
+    }
+
+    /// An attribute as an integer, whether it was sent as one, as text or as a double.
+    fn int_attr(&self, key: &str) -> Option<i64> {
+        self.attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| match &kv.value {
+                AttrValue::Int(i) => Some(*i),
+                AttrValue::Str(v) => v.parse().ok(),
+                AttrValue::Double(d) => Some(*d as i64),
+                _ => None,
+            })
+    }
 }
 
 /// How a log record came to be linked to its trace. The API returns this with every link so a
@@ -353,4 +388,41 @@ impl Record {
 pub struct Batch {
     pub tenant: super::ids::TenantId,
     pub records: Vec<Record>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::testing::span;
+
+    fn with(status: i32, key: &str, value: AttrValue) -> Span {
+        let mut s = span(1, None, 0, 1);
+        s.status_code = status;
+        s.attributes = vec![KeyValue {
+            key: key.into(),
+            value,
+        }];
+        s
+    }
+
+    #[test]
+    fn a_span_failed_by_its_status_or_without_one_by_what_it_carries() {
+        let http = "http.response.status_code";
+        assert!(with(2, http, AttrValue::Int(200)).failed());
+        assert!(with(0, http, AttrValue::Int(500)).failed());
+        assert!(with(0, "http.status_code", AttrValue::Str("502".into())).failed());
+        assert!(!with(0, http, AttrValue::Int(499)).failed());
+        assert!(with(0, "rpc.grpc.status_code", AttrValue::Int(13)).failed());
+        assert!(!with(0, "rpc.grpc.status_code", AttrValue::Int(0)).failed());
+        // An explicit OK is the code's own word.
+        assert!(!with(1, http, AttrValue::Int(500)).failed());
+        let mut thrown = span(1, None, 0, 1);
+        thrown.events.push(SpanEvent {
+            time_ns: 0,
+            name: "exception".into(),
+            attributes: vec![],
+        });
+        assert!(thrown.failed());
+        assert!(!span(1, None, 0, 1).failed());
+    }
 }

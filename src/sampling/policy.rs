@@ -34,7 +34,7 @@ fn span_matches(p: &PolicySettings, span: &Span) -> Option<bool> {
             && (p.operation.is_empty() || p.operation == s.name)
     };
     match p.kind {
-        PolicyKind::Error => Some(span.status_code == 2),
+        PolicyKind::Error => Some(span.failed()),
         PolicyKind::Latency => {
             Some(scoped(span) && span.duration_ns() > p.threshold_ms.saturating_mul(1_000_000))
         }

@@ -9,9 +9,9 @@
 
 use super::{Incident, SpanRef, TraceRef};
 use crate::correlate::diff;
-use crate::correlate::origin::{self, failed, Sighting, TraceSample};
+use crate::correlate::origin::{self, Sighting, TraceSample};
 use crate::index::{Filter, IndexError, Pick, Store, STATUS_ERROR};
-use crate::model::{TenantId, TraceId};
+use crate::model::{Span, TenantId, TraceId};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Slices of the window (and of the baseline) each sample is drawn from.
@@ -202,7 +202,7 @@ pub fn analyse(
             let worst = spans
                 .iter()
                 .filter(|s| Some(&s.service) == top.as_ref())
-                .max_by_key(|s| (failed(s), s.duration_ns(), s.span_id));
+                .max_by_key(|s| (s.failed(), s.duration_ns(), s.span_id));
             let mut services: Vec<String> = spans.iter().map(|s| s.service.clone()).collect();
             services.sort();
             services.dedup();
@@ -215,11 +215,11 @@ pub fn analyse(
                     .map(SpanRef::from),
                 origin_span: worst.map(SpanRef::from),
                 services,
-                failed: spans.iter().any(failed),
+                failed: spans.iter().any(Span::failed),
             };
             (
                 worst.is_some(),
-                worst.is_some_and(failed),
+                worst.is_some_and(Span::failed),
                 worst.map_or(0, |w| w.duration_ns()),
                 trace_id,
                 r,

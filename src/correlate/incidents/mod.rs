@@ -49,7 +49,7 @@ impl From<&Span> for SpanRef {
             name: s.name.clone(),
             span_id: s.span_id.to_hex(),
             duration_ns: s.duration_ns(),
-            failed: super::origin::failed(s),
+            failed: s.failed(),
         }
     }
 }
