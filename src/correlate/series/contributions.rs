@@ -10,8 +10,58 @@ pub(super) enum Contribution {
     Gauge(f64),
     Delta(f64),
     Level(f64),
-    Buckets(Vec<f64>, Vec<u64>),
+    Buckets(Buckets),
     Quantiles(Vec<(f64, f64)>),
+}
+
+/// Bucket counts of a step, with the smallest and largest value recorded when every point in
+/// it said (OTLP histograms may carry `min`/`max`).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Buckets {
+    pub bounds: Vec<f64>,
+    pub counts: Vec<u64>,
+    /// For a cumulative histogram this is the range since its start, which still holds every
+    /// value of one interval: a quantile clamped to it stays true.
+    pub range: Option<(f64, f64)>,
+}
+
+impl Buckets {
+    fn of(bounds: Vec<f64>, counts: Vec<u64>, min: Option<f64>, max: Option<f64>) -> Self {
+        let range = min.zip(max).filter(|(lo, hi)| lo <= hi);
+        Buckets {
+            bounds,
+            counts,
+            range,
+        }
+    }
+
+    /// Adds another series' or point's counts of the same step; different bounds cannot be
+    /// added, and the later ones win (as a changed instrument's newer buckets should).
+    pub fn add(&mut self, other: Buckets) {
+        if self.bounds != other.bounds || self.counts.len() != other.counts.len() {
+            *self = other;
+            return;
+        }
+        self.counts
+            .iter_mut()
+            .zip(&other.counts)
+            .for_each(|(x, y)| *x = x.saturating_add(*y));
+        self.range = self
+            .range
+            .zip(other.range)
+            .map(|((a, b), (c, d))| (a.min(c), b.max(d)));
+    }
+
+    /// The `q` quantile by interpolation, never outside the recorded min and max: a bucket's
+    /// bounds are wider than what fell in it (a p99 of 100 ms is wrong when the slowest
+    /// request took 60).
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let v = histogram_quantile(q, &self.bounds, &self.counts)?;
+        Some(match self.range {
+            Some((lo, hi)) => v.clamp(lo, hi),
+            None => v,
+        })
+    }
 }
 
 /// Explicit-bound buckets of an exponential histogram (zero and negative counts go to a
@@ -73,11 +123,16 @@ pub(super) fn contributions(points: &[&MetricPoint]) -> Vec<(u64, Contribution)>
                 bounds,
                 bucket_counts,
                 temporality,
+                min,
+                max,
                 ..
             } => match temporality {
-                Temporality::Delta => {
-                    Some(Contribution::Buckets(bounds.clone(), bucket_counts.clone()))
-                }
+                Temporality::Delta => Some(Contribution::Buckets(Buckets::of(
+                    bounds.clone(),
+                    bucket_counts.clone(),
+                    *min,
+                    *max,
+                ))),
                 _ => match prev.map(|q| &q.value) {
                     Some(MetricValue::Histogram {
                         bounds: b0,
@@ -90,7 +145,12 @@ pub(super) fn contributions(points: &[&MetricPoint]) -> Vec<(u64, Contribution)>
                         } else {
                             bucket_counts.iter().zip(c0).map(|(a, b)| a - b).collect()
                         };
-                        Some(Contribution::Buckets(bounds.clone(), counts))
+                        Some(Contribution::Buckets(Buckets::of(
+                            bounds.clone(),
+                            counts,
+                            *min,
+                            *max,
+                        )))
                     }
                     _ => None,
                 },
@@ -107,7 +167,9 @@ pub(super) fn contributions(points: &[&MetricPoint]) -> Vec<(u64, Contribution)>
                 let (bounds, counts) =
                     exponential_buckets(*scale, *zero_count, *positive_offset, positive, negative);
                 match temporality {
-                    Temporality::Delta => Some(Contribution::Buckets(bounds, counts)),
+                    Temporality::Delta => Some(Contribution::Buckets(Buckets::of(
+                        bounds, counts, None, None,
+                    ))),
                     _ => match prev.map(|q| &q.value) {
                         Some(MetricValue::ExponentialHistogram {
                             scale: s0,
@@ -120,10 +182,12 @@ pub(super) fn contributions(points: &[&MetricPoint]) -> Vec<(u64, Contribution)>
                             let (b0, c0) = exponential_buckets(*s0, *z0, *o0, p0, n0);
                             (b0 == bounds && c0.iter().zip(&counts).all(|(a, b)| a <= b)).then(
                                 || {
-                                    Contribution::Buckets(
+                                    Contribution::Buckets(Buckets::of(
                                         bounds,
                                         counts.iter().zip(&c0).map(|(a, b)| a - b).collect(),
-                                    )
+                                        None,
+                                        None,
+                                    ))
                                 },
                             )
                         }

@@ -20,7 +20,7 @@ pub const FLAG_NO_RECORDED_VALUE: u32 = 1;
 mod contributions;
 mod selector;
 
-use contributions::{contributions, Contribution};
+use contributions::{contributions, Buckets, Contribution};
 pub use contributions::{exponential_buckets, histogram_quantile};
 pub use selector::{labels_of, parse_selector, MatchOp, Matcher, Selector, USER_REGEX_BYTES};
 
@@ -67,11 +67,18 @@ struct StepAcc {
     gauge: Option<f64>,
     delta: Option<f64>,
     level: Option<f64>,
-    buckets: Option<(Vec<f64>, Vec<u64>)>,
+    buckets: Option<Buckets>,
     quantiles: Option<Vec<(f64, f64)>>,
 }
 
 impl StepAcc {
+    fn add_buckets(&mut self, b: Buckets) {
+        match &mut self.buckets {
+            Some(mine) => mine.add(b),
+            None => self.buckets = Some(b),
+        }
+    }
+
     /// Adds one raw series' step value; several raw series meet here when summed `by` labels.
     fn merge(&mut self, other: &StepAcc) {
         let add = |a: Option<f64>, b: Option<f64>| match (a, b) {
@@ -81,14 +88,8 @@ impl StepAcc {
         self.gauge = add(self.gauge, other.gauge);
         self.delta = add(self.delta, other.delta);
         self.level = add(self.level, other.level);
-        match (&mut self.buckets, &other.buckets) {
-            (Some((b, c)), Some((ob, oc))) if b == ob && c.len() == oc.len() => {
-                c.iter_mut()
-                    .zip(oc)
-                    .for_each(|(x, y)| *x = x.saturating_add(*y));
-            }
-            (None, Some(o)) => self.buckets = Some(o.clone()),
-            _ => {}
+        if let Some(o) = &other.buckets {
+            self.add_buckets(o.clone());
         }
         if self.quantiles.is_none() {
             self.quantiles = other.quantiles.clone();
@@ -134,13 +135,7 @@ pub fn evaluate(points: &[MetricPoint], spec: &Spec) -> Result<Vec<Series>, Inde
                 Contribution::Gauge(v) => s.gauge = Some(v),
                 Contribution::Level(v) => s.level = Some(v),
                 Contribution::Delta(v) => s.delta = Some(s.delta.unwrap_or(0.0) + v),
-                Contribution::Buckets(b, c) => match &mut s.buckets {
-                    Some((b0, c0)) if *b0 == b && c0.len() == c.len() => c0
-                        .iter_mut()
-                        .zip(&c)
-                        .for_each(|(x, y)| *x = x.saturating_add(*y)),
-                    _ => s.buckets = Some((b, c)),
-                },
+                Contribution::Buckets(b) => s.add_buckets(b),
                 Contribution::Quantiles(q) => s.quantiles = Some(q),
             }
         }
@@ -197,7 +192,7 @@ pub fn evaluate(points: &[MetricPoint], spec: &Spec) -> Result<Vec<Series>, Inde
         if has_distribution {
             for &q in &spec.quantiles {
                 let value = |s: &StepAcc| match (&s.buckets, &s.quantiles) {
-                    (Some((b, c)), _) => histogram_quantile(q, b, c),
+                    (Some(b), _) => b.quantile(q),
                     (None, Some(qs)) => qs
                         .iter()
                         .min_by(|a, b| (a.0 - q).abs().total_cmp(&(b.0 - q).abs()))
@@ -372,6 +367,63 @@ mod tests {
         assert_eq!(out[0].labels["quantile"], "0.5");
         assert_eq!(out[0].points, vec![(100 * S, 55.0)]);
         assert_eq!(out[1].points[0].1, 10.0 + 90.0 * (80.0 / 80.0));
+    }
+
+    #[test]
+    fn histogram_quantiles_stay_within_the_recorded_min_and_max() {
+        // Every value fell in (10, 100] but none above 60 nor below 12: the bucket says up
+        // to 100, the histogram's own max says 60.
+        let h = |min: Option<f64>, max: Option<f64>, t: Temporality, c: Vec<u64>| {
+            MetricValue::Histogram {
+                count: c.iter().sum(),
+                sum: None,
+                min,
+                max,
+                bounds: vec![10.0, 100.0],
+                bucket_counts: c,
+                temporality: t,
+            }
+        };
+        let q = |pts: Vec<MetricPoint>| -> Vec<f64> {
+            let mut s = spec(None);
+            s.quantiles = vec![0.01, 0.99];
+            evaluate(&pts, &s)
+                .unwrap()
+                .iter()
+                .map(|x| x.points[0].1)
+                .collect()
+        };
+        let delta = Temporality::Delta;
+        let clamped = q(vec![
+            point(
+                101 * S,
+                h(Some(12.0), Some(60.0), delta, vec![0, 50, 0]),
+                "/",
+            ),
+            point(
+                102 * S,
+                h(Some(15.0), Some(55.0), delta, vec![0, 50, 0]),
+                "/",
+            ),
+        ]);
+        assert_eq!(clamped, vec![12.0, 60.0]);
+        // One point without min/max: the step's range is unknown, the buckets decide.
+        let open = q(vec![
+            point(
+                101 * S,
+                h(Some(12.0), Some(60.0), delta, vec![0, 50, 0]),
+                "/",
+            ),
+            point(102 * S, h(None, None, delta, vec![0, 50, 0]), "/"),
+        ]);
+        assert!(open[0] < 12.0 && open[1] > 60.0, "{open:?}");
+        // Cumulative: the range since the start still bounds each interval.
+        let cum = Temporality::Cumulative;
+        let cumulative = q(vec![
+            point(100 * S, h(Some(20.0), Some(40.0), cum, vec![0, 10, 0]), "/"),
+            point(101 * S, h(Some(20.0), Some(40.0), cum, vec![0, 60, 0]), "/"),
+        ]);
+        assert_eq!(cumulative, vec![20.0, 40.0]);
     }
 
     #[test]
