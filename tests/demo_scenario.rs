@@ -217,6 +217,29 @@ fn the_demo_fault_becomes_an_incident_with_the_right_origin_and_timeline() {
         );
     }
 
+    // Narrowed to the faulty service's logs and anomalies: only those, and every such log of
+    // the whole timeline, though most pages' other entries are dropped.
+    let narrowed = whole_timeline(
+        &server,
+        &format!("incident={id}&kinds=log,anomaly&service={FAULTY}"),
+    );
+    for e in &narrowed {
+        let kind = e["kind"].as_str().unwrap();
+        assert!(kind == "log" || kind.starts_with("anomaly_"), "{e}");
+        assert_eq!(e["service"], FAULTY, "{e}");
+    }
+    let logs_of = |v: &[Value]| {
+        v.iter()
+            .filter(|e| e["kind"] == "log" && e["service"] == FAULTY)
+            .count()
+    };
+    assert!(logs_of(&narrowed) > 0);
+    assert_eq!(logs_of(&narrowed), logs_of(&entries));
+    assert!(narrowed.iter().any(|e| e["kind"] == "anomaly_start"));
+    let (status, body) = server.get_json(&format!("/api/v1/timeline?incident={id}&kinds=spans"));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["param"], "kinds", "{body}");
+
     // One service's timeline over the fault: live RED anomalies of inventory, its metric
     // anomalies as the detector recorded them, its spans and (inferred) logs, in order.
     let entries = whole_timeline(

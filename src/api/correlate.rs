@@ -11,7 +11,7 @@ use crate::correlate::correlator::{DiffRequest, DiffWindow, Subject};
 use crate::correlate::diff::Difference;
 use crate::correlate::incidents::{Incident, Status};
 use crate::correlate::series::{parse_selector, Selector};
-use crate::correlate::timeline::{Entry, Item, Key, Page, Phase};
+use crate::correlate::timeline::{Entry, Item, Key, Kind, Narrow, Page, Phase};
 use crate::model::{Span, TraceId};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
@@ -247,23 +247,33 @@ pub async fn timeline(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let allowed = [
-        "trace_id", "service", "start", "end", "incident", "limit", "cursor",
+        "trace_id", "service", "start", "end", "incident", "limit", "cursor", "kinds",
     ];
     let p = Params::parse(req.query_string(), &allowed)?;
-    let given = ["trace_id", "service", "incident"]
+    let subjects = ["trace_id", "incident"]
         .iter()
         .filter(|k| p.get(k).is_some())
         .count();
-    if given != 1 {
+    if subjects > 1 || (subjects == 0 && p.get("service").is_none()) {
         let e = ParamError::new(
             "trace_id",
             "give exactly one of trace_id, service (with start and end) or incident",
         );
         return Err(e.into());
     }
+    let mut narrow = Narrow::default();
+    for k in p.list("kinds") {
+        let kind = Kind::parse(&k).ok_or_else(|| {
+            ParamError::new("kinds", format!("{k:?} is not one of {}", Kind::NAMES))
+        })?;
+        narrow.kinds.push(kind);
+    }
+    // With a trace or an incident, `service` narrows its timeline to those services' entries.
     let subject = if let Some(t) = p.get("trace_id") {
+        narrow.services = p.list("service");
         Subject::Trace(super::params::trace_id("trace_id", t)?)
     } else if let Some(id) = p.get("incident") {
+        narrow.services = p.list("service");
         Subject::Incident(id.to_string())
     } else {
         let (start_ns, end_ns) = p.window()?;
@@ -281,7 +291,8 @@ pub async fn timeline(
     let limit = p.limit(DEFAULT_PAGE, MAX_PAGE)?;
     let correlator = state.correlator.clone();
     let page =
-        blocking(move || correlator.timeline(&tenant, &subject, after.as_ref(), limit)).await?;
+        blocking(move || correlator.timeline(&tenant, &subject, &narrow, after.as_ref(), limit))
+            .await?;
     Ok(HttpResponse::Ok().json(page_json(&page)))
 }
 

@@ -18,7 +18,7 @@ use super::series::{Series, Spec};
 use super::service_map::{self, ServiceMap};
 use super::spike;
 use super::stats::Thresholds;
-use super::timeline::{self, Entry, Item, Key, Page, ServiceWindow, Source};
+use super::timeline::{self, Entry, Item, Key, Narrow, Page, ServiceWindow, Source};
 use super::trace_search::{self, AttributeKeys, ListQuery, NameList, TraceQuery, TraceSearch};
 use super::trace_tree::{self, TraceTree};
 use super::watch;
@@ -262,10 +262,11 @@ impl Correlator {
         &self,
         tenant: &TenantId,
         subject: &Subject,
+        narrow: &Narrow,
         after: Option<&Key>,
         limit: usize,
     ) -> Result<Page, CorrelateError> {
-        let sources = match subject {
+        let mut sources = match subject {
             Subject::Trace(t) => timeline::of_trace(
                 &self.store,
                 tenant,
@@ -283,6 +284,7 @@ impl Correlator {
                 self.incident_sources(tenant, &inc, after, limit)?
             }
         };
+        narrow.apply(&mut sources);
         Ok(timeline::page(sources, after, limit))
     }
 

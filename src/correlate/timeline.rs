@@ -133,6 +133,65 @@ impl Entry {
     }
 }
 
+/// The families of entries a timeline can be narrowed to (`kinds=`): a span's start and end,
+/// a log, an exemplar, an anomaly's start, peak and end, an incident's opening and closing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Span,
+    Log,
+    Exemplar,
+    Anomaly,
+    Incident,
+}
+
+impl Kind {
+    pub const NAMES: &'static str = "span, log, exemplar, anomaly, incident";
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "span" => Kind::Span,
+            "log" => Kind::Log,
+            "exemplar" => Kind::Exemplar,
+            "anomaly" => Kind::Anomaly,
+            "incident" => Kind::Incident,
+            _ => return None,
+        })
+    }
+}
+
+/// Which entries a page keeps: of these kinds (empty: all) and of these services (empty:
+/// all; incident events belong to no one service and are always kept).
+#[derive(Debug, Clone, Default)]
+pub struct Narrow {
+    pub kinds: Vec<Kind>,
+    pub services: Vec<String>,
+}
+
+impl Narrow {
+    pub fn keeps(&self, e: &Entry) -> bool {
+        let (kind, service) = match &e.item {
+            Item::SpanStart(s) | Item::SpanEnd(s) => (Kind::Span, Some(&s.service)),
+            Item::Log { log, .. } => (Kind::Log, Some(&log.service)),
+            Item::Exemplar { point, .. } => (Kind::Exemplar, Some(&point.service)),
+            Item::Anomaly { watched, .. } => (Kind::Anomaly, Some(&watched.service)),
+            Item::Incident { .. } => (Kind::Incident, None),
+        };
+        (self.kinds.is_empty() || self.kinds.contains(&kind))
+            && (self.services.is_empty() || service.is_none_or(|s| self.services.contains(s)))
+    }
+
+    /// Drops what the page is not to show. Each source keeps its `complete_before`, so paging
+    /// stays exact: a narrowed page may be short and still have a next one.
+    pub fn apply(&self, sources: &mut [Source]) {
+        if self.kinds.is_empty() && self.services.is_empty() {
+            return;
+        }
+        for s in sources {
+            s.entries.retain(|e| self.keeps(e));
+        }
+    }
+}
+
 /// What one source contributes to a page.
 pub struct Source {
     pub entries: Vec<Entry>,
@@ -190,8 +249,17 @@ pub fn page(sources: Vec<Source>, after: Option<&Key>, limit: usize) -> Page {
     all.dedup_by(|a, b| a.0 == b.0);
     let more = all.len() > limit || bound.is_some();
     all.truncate(limit);
+    // A page narrowed to nothing (`Narrow`) still goes on: past everything before the bound,
+    // which every source had complete.
+    let past_bound = bound
+        .map(|b| Key {
+            time_ns: b.saturating_sub(1),
+            rank: u8::MAX,
+            id: String::new(),
+        })
+        .filter(|k| after.is_none_or(|a| k > a));
     let next = if more {
-        all.last().map(|(k, _)| k.clone())
+        all.last().map(|(k, _)| k.clone()).or(past_bound)
     } else {
         None
     };
