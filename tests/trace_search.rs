@@ -776,4 +776,25 @@ fn a_failure_without_span_status_is_an_error_everywhere() {
         "{tags}"
     );
     assert!(!tags.contains("otel.status_code"), "{tags}");
+    // And Jaeger's error tag searches what it marks.
+    let jaeger_search = |error: &str| -> Vec<String> {
+        let (status, b) = get(
+            &s,
+            PLAIN,
+            &format!(
+                "/jaeger/api/traces?service=payments&start={}&end={}&tags=%7B%22error%22%3A%22{error}%22%7D",
+                T0 / 1000 - 60_000_000,
+                T0 / 1000 + 60_000_000
+            ),
+        );
+        assert_eq!(status, 200, "{b}");
+        b["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["traceID"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(jaeger_search("true"), vec![tid(11)]);
+    assert_eq!(jaeger_search("false"), vec![tid(12)]);
 }

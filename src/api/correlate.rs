@@ -29,6 +29,7 @@ fn span_brief(s: &Span) -> Value {
         "start_time_unix_nano": ns_json(s.start_ns),
         "duration_ns": s.duration_ns(),
         "status": {"code": s.status_code, "message": s.status_message},
+        "failed": s.failed(),
     })
 }
 
@@ -257,7 +258,7 @@ pub async fn timeline(
     if subjects > 1 || (subjects == 0 && p.get("service").is_none()) {
         let e = ParamError::new(
             "trace_id",
-            "give exactly one of trace_id, service (with start and end) or incident",
+            "give trace_id or incident (service then narrows its entries), or service with start and end",
         );
         return Err(e.into());
     }

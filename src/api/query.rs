@@ -46,6 +46,7 @@ pub fn span_json(s: &Span) -> Value {
         "start_time": rfc3339(s.start_ns),
         "duration_ns": s.duration_ns(),
         "status": {"code": s.status_code, "message": s.status_message},
+        "failed": s.failed(),
         "trace_state": s.trace_state,
         "attributes": attrs_to_json(&s.attributes),
         "resource": attrs_to_json(&s.resource),

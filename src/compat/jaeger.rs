@@ -9,8 +9,9 @@
 //!
 //! # Mapping
 //!
-//! Times in microseconds; a span's kind is its `span.kind` tag, a failed span has `error:
-//! true` and `otel.status_code: ERROR` (with `otel.status_description`); events are logs
+//! Times in microseconds; a span's kind is its `span.kind` tag, a failed span (`Span::failed`,
+//! also what the `error` tag searches) has `error: true`, one whose status is error also
+//! `otel.status_code: ERROR` (with `otel.status_description`); events are logs
 //! with an `event` field; links are `FOLLOWS_FROM` references; each service and resource is a
 //! process whose tags are the resource attributes but `service.name`.
 
@@ -460,8 +461,9 @@ fn jaeger_filter(form: &Params) -> Result<SpanFilter, String> {
     let mut tags = Vec::new();
     for (k, v) in jaeger_tags(form.get("tags").unwrap_or(""))? {
         match (k.as_str(), v.as_str()) {
-            ("error", "true") => conds.push(cmp(Field::Status, Op::Eq, V::Status(2))),
-            ("error", "false") => conds.push(cmp(Field::Status, Op::Ne, V::Status(2))),
+            // As the spans are rendered: `error` is weft's failed span.
+            ("error", "true") => conds.push(cmp(Field::Failed, Op::Eq, V::Bool(true))),
+            ("error", "false") => conds.push(cmp(Field::Failed, Op::Eq, V::Bool(false))),
             _ => tags.push((k, v)),
         }
     }

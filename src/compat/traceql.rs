@@ -39,6 +39,9 @@ pub enum Field {
     TraceDuration,
     RootName,
     RootServiceName,
+    /// Whether the span failed by `Span::failed` (with `Value::Bool`): not TraceQL syntax,
+    /// what Jaeger's `error` tag searches.
+    Failed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -469,6 +472,11 @@ impl Cond {
                         matches!(value, Value::Status(c) if compare(s.status_code, op, *c))
                     }
                     Field::Kind => matches!(value, Value::Kind(k) if compare(s.kind, op, *k)),
+                    Field::Failed => match (op, value) {
+                        (Op::Eq, Value::Bool(b)) => s.failed() == *b,
+                        (Op::Ne, Value::Bool(b)) => s.failed() != *b,
+                        _ => false,
+                    },
                 }
             }
         }
@@ -484,7 +492,9 @@ impl Cond {
                     p.service = Some(v.clone())
                 }
                 (Field::Name, Op::Eq, Value::Str(v)) => p.name = Some(v.clone()),
-                (Field::Status, Op::Eq, Value::Status(2)) => p.status_error = true,
+                // The index's status field holds the failed class (a superset of status error).
+                (Field::Status, Op::Eq, Value::Status(2))
+                | (Field::Failed, Op::Eq, Value::Bool(true)) => p.status_error = true,
                 (Field::Duration, Op::Gt | Op::Ge, v) => {
                     p.min_duration_ns = duration_value(v).max(p.min_duration_ns)
                 }

@@ -335,9 +335,12 @@ impl Correlator {
                     .filter(|a| a.signal == "metric" && services.contains(&a.service)),
             );
         }
-        out.push(Source::complete(timeline::anomaly_entries(
-            &seen, from, until,
-        )));
+        // Complete up to the page's end only: a page narrowed to anomalies (`Narrow`) may
+        // otherwise run past `until` on the other sources' bound.
+        out.push(Source {
+            entries: timeline::anomaly_entries(&seen, from, until),
+            complete_before: (until < end).then(|| until + 1),
+        });
         Ok(out)
     }
 

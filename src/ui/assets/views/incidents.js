@@ -69,7 +69,7 @@ function entryText(e) {
     case "span_start":
       return [`▶ ${e.name}`];
     case "span_end":
-      return [`■ ${e.name} ${duration(e.duration_ns)}`, e.status.code === 2 ? h("span", { class: "badge err" }, e.status.message || "error") : null];
+      return [`■ ${e.name} ${duration(e.duration_ns)}`, e.failed ? h("span", { class: "badge err" }, e.status.message || "error") : null];
     case "log": {
       const sev = severityWord(e.severity_number);
       const how = e.link && e.link.method === "inferred" ? `inferred ${Math.round(e.link.confidence * 100)}%` : e.link ? e.link.method : "unlinked";
@@ -115,7 +115,7 @@ function timeline(inc, firstPage) {
     if (service && entryService(e) !== service) return false;
     if (errorsOnly) {
       if (e.kind === "log") return e.severity_number >= 13;
-      if (e.kind === "span_end") return e.status.code === 2;
+      if (e.kind === "span_end") return e.failed;
       if (e.kind === "span_start") return false;
     }
     return true;

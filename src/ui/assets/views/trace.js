@@ -62,8 +62,9 @@ function spanPanel(span, t, lat, op) {
       h("dt", {}, "Self time"), h("dd", {}, duration(span.self_time_ns)),
       h("dt", {}, "Start"), h("dd", {}, timeEl(span.start_time_unix_nano)),
       h("dt", {}, "Kind"), h("dd", {}, kindWord(span.kind)),
-      h("dt", {}, "Status"), h("dd", { class: span.status.code === 2 ? "bad" : null },
-        statusWord(span.status.code) + (span.status.message ? `: ${span.status.message}` : "")),
+      h("dt", {}, "Status"), h("dd", { class: span.failed ? "bad" : null },
+        statusWord(span.status.code) + (span.status.message ? `: ${span.status.message}` : "")
+          + (span.failed && span.status.code !== 2 ? " (failed: by its HTTP or gRPC status or an exception)" : "")),
       h("dt", {}, "For its operation"), h("dd", { class: lat && lat.above_p95 ? "bad" : null },
         slow ? `${slow}${lat.above_p95 ? " — slower than p95" : ""}` : "not enough recent spans to compare"),
       h("dt", {}, "Critical path"), h("dd", {}, span.on_critical_path ? "yes" : "no"),
@@ -122,7 +123,7 @@ function waterfall(t, latency, onSelect, all = false) {
     }
     const badges = [
       s.on_critical_path ? h("span", { class: "badge crit", title: "on the critical path" }, "critical") : null,
-      s.status.code === 2 ? h("span", { class: "badge err", title: s.status.message || "error" }, "error") : null,
+      s.failed ? h("span", { class: "badge err", title: s.status.message || "error" }, "error") : null,
       lat && lat.above_p95 ? h("span", { class: "badge slow", title: `p${lat.percentile} of its operation` }, `slow p${Math.round(lat.percentile)}`) : null,
     ];
     const label = h("span", { class: "wf-label" },
@@ -131,9 +132,9 @@ function waterfall(t, latency, onSelect, all = false) {
     label.firstChild.style.width = `${Math.min(s.depth, 12) * 0.9}em`;
     label.children[1].style.background = serviceColor(s.service);
     const row = h("div", {
-      class: `wf-row${s.on_critical_path ? " critical" : ""}${s.status.code === 2 ? " error" : ""}${lat && lat.above_p95 ? " slow" : ""}`,
+      class: `wf-row${s.on_critical_path ? " critical" : ""}${s.failed ? " error" : ""}${lat && lat.above_p95 ? " slow" : ""}`,
       role: "button", tabindex: "0", "data-span": s.span_id,
-      "aria-label": `${s.service} ${s.name}, ${duration(s.duration_ns)}, self ${duration(s.self_time_ns)}, ${statusWord(s.status.code)}${s.on_critical_path ? ", on the critical path" : ""}`,
+      "aria-label": `${s.service} ${s.name}, ${duration(s.duration_ns)}, self ${duration(s.self_time_ns)}, ${s.failed ? "failed" : statusWord(s.status.code)}${s.on_critical_path ? ", on the critical path" : ""}`,
       onclick: () => onSelect(i),
       onkeydown: (e) => {
         const rowsNow = [...e.currentTarget.parentElement.querySelectorAll(".wf-row")];
@@ -199,7 +200,7 @@ export async function render(ctx, [id]) {
   }
   const root = t.spans[0];
   title(`${root.service}: ${root.name}`);
-  const errors = t.spans.filter((s) => s.status.code === 2).length;
+  const errors = t.spans.filter((s) => s.failed).length;
   const ops = new Map((latency ? latency.operations : []).map((o) => [`${o.service}\u0000${o.operation}`, o]));
   const bySpan = new Map((latency ? latency.spans : []).map((s) => [s.span_id, s]));
   const slow = latency ? latency.spans.filter((s) => s.above_p95) : [];
@@ -261,7 +262,7 @@ export async function render(ctx, [id]) {
   // The deepest failed span (where the errors begin) shows first; else the root.
   let first = 0;
   t.spans.forEach((s, i) => {
-    if (s.status.code === 2 && (t.spans[first].status.code !== 2 || s.depth > t.spans[first].depth)) first = i;
+    if (s.failed && (!t.spans[first].failed || s.depth > t.spans[first].depth)) first = i;
   });
   select(first);
 }
