@@ -277,13 +277,17 @@ mod tests {
         TenantId::new("t").unwrap()
     }
 
+    fn aggregator(bucket_ns: u64, max_series: usize) -> RedAggregator {
+        RedAggregator::new(RedConfig {
+            bucket_ns,
+            max_series,
+            store_unsampled: true,
+        })
+    }
+
     #[test]
     fn counts_errors_durations_and_picks_exemplars() {
-        let mut red = RedAggregator::new(RedConfig {
-            bucket_ns: 10_000_000_000,
-            max_series: 10,
-            store_unsampled: true,
-        });
+        let mut red = aggregator(10_000_000_000, 10);
         let t = tenant();
         let mut slow = span(1, None, 0, 900_000_000);
         slow.name = "GET /".into();
@@ -318,22 +322,17 @@ mod tests {
 
     #[test]
     fn a_failure_without_span_status_is_an_error() {
-        let mut red = RedAggregator::new(RedConfig {
-            bucket_ns: 10_000_000_000,
-            max_series: 10,
-            store_unsampled: true,
-        });
+        let mut red = aggregator(10_000_000_000, 10);
         let t = tenant();
-        let mut http500 = span(1, None, 0, 1_000);
-        http500.attributes = vec![crate::model::KeyValue {
-            key: "http.response.status_code".into(),
-            value: crate::model::AttrValue::Int(503),
-        }];
-        let mut ok = span(2, None, 0, 1_000);
-        ok.attributes = vec![crate::model::KeyValue {
-            key: "http.response.status_code".into(),
-            value: crate::model::AttrValue::Int(200),
-        }];
+        let answered = |id: u8, code: i64| {
+            let mut s = span(id, None, 0, 1_000);
+            s.attributes = vec![crate::model::KeyValue {
+                key: "http.response.status_code".into(),
+                value: crate::model::AttrValue::Int(code),
+            }];
+            s
+        };
+        let (http500, ok) = (answered(1, 503), answered(2, 200));
         red.observe(&t, &http500);
         red.observe(&t, &ok);
         let points = red.drain();
@@ -344,11 +343,7 @@ mod tests {
 
     #[test]
     fn cardinality_is_bounded() {
-        let mut red = RedAggregator::new(RedConfig {
-            bucket_ns: 1_000_000_000,
-            max_series: 2,
-            store_unsampled: true,
-        });
+        let mut red = aggregator(1_000_000_000, 2);
         let t = tenant();
         let mut overflowed = 0;
         for (i, name) in ["a", "b", "c", "d", "a"].iter().enumerate() {

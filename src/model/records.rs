@@ -154,29 +154,25 @@ impl Span {
         match self.status_code {
             2 => true,
             1 => false,
+            // One pass over the attributes: this runs for every span the indexer sees.
             _ => {
-                ["http.response.status_code", "http.status_code"]
-                    .iter()
-                    .any(|k| self.int_attr(k).is_some_and(|c| c >= 500))
-                    || self
-                        .int_attr("rpc.grpc.status_code")
-                        .is_some_and(|c| c != 0)
-                    || self.events.iter().any(|e| e.name == "exception")
+                self.attributes.iter().any(|kv| {
+                    let code = || match &kv.value {
+                        AttrValue::Int(i) => Some(*i),
+                        AttrValue::Str(v) => v.parse().ok(),
+                        AttrValue::Double(d) => Some(*d as i64),
+                        _ => None,
+                    };
+                    match kv.key.as_str() {
+                        "http.response.status_code" | "http.status_code" => {
+                            code().is_some_and(|c| c >= 500)
+                        }
+                        "rpc.grpc.status_code" => code().is_some_and(|c| c != 0),
+                        _ => false,
+                    }
+                }) || self.events.iter().any(|e| e.name == "exception")
             }
         }
-    }
-
-    /// An attribute as an integer, whether it was sent as one, as text or as a double.
-    fn int_attr(&self, key: &str) -> Option<i64> {
-        self.attributes
-            .iter()
-            .find(|kv| kv.key == key)
-            .and_then(|kv| match &kv.value {
-                AttrValue::Int(i) => Some(*i),
-                AttrValue::Str(v) => v.parse().ok(),
-                AttrValue::Double(d) => Some(*d as i64),
-                _ => None,
-            })
     }
 }
 
